@@ -1,0 +1,2 @@
+"""rbmeter: host tools for the rbAmp metering node."""
+__version__ = "0.1.0"

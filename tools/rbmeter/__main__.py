@@ -1,0 +1,3 @@
+from rbmeter.cli import main
+
+raise SystemExit(main())
