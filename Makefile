@@ -26,7 +26,7 @@ run: setup
 	$(VENV)/bin/rbmeter sim --watch
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 bench: setup
 	$(PY) tools/bench/run_all.py

@@ -15,10 +15,11 @@ def wasm_results():
     return res, r
 
 
-def _check(runtime, mod, res, stdout, stderr):
+def _check(request, runtime, mod, res, stdout, stderr):
     if mod not in res:
         pytest.fail("[%s] %s did not report\nstdout:\n%s\nstderr:\n%s" % (runtime, mod, stdout[-4000:], stderr[-4000:]))
     p, f, s, lines = res[mod]
+    request.node.user_properties.append(("runtime_counts", (runtime, p, f, s)))
     print("[%s] %s: %d passed, %d failed, %d skipped" % (runtime, mod, p, f, s))
     if f:
         pytest.fail("[%s] %s: %d failed\n%s\n%s" % (runtime, mod, f, lines[-6000:], stderr[-3000:]))
@@ -26,12 +27,15 @@ def _check(runtime, mod, res, stdout, stderr):
 
 
 @pytest.mark.parametrize("mod", MODS)
-def test_unix_port(mod):
+def test_unix_port(request, mod):
     r = runtimes.run_unix([mod])
-    _check("unix", mod, runtimes.split_by_module(r.stdout), r.stdout, r.stderr)
+    _check(request, "unix", mod, runtimes.split_by_module(r.stdout), r.stdout, r.stderr)
 
 
+# One node process runs every module on the wasm port: keep those items on one
+# xdist worker so the session fixture runs once.
+@pytest.mark.xdist_group("wasm32")
 @pytest.mark.parametrize("mod", MODS)
-def test_wasm32_port(mod, wasm_results):
+def test_wasm32_port(request, mod, wasm_results):
     res, r = wasm_results
-    _check("wasm32", mod, res, r.stdout, r.stderr)
+    _check(request, "wasm32", mod, res, r.stdout, r.stderr)
