@@ -1,8 +1,16 @@
 """Runs tests/lib test modules on a MicroPython runtime (unix port or the
 wasm32 port). Usage: run(["test_x", ...]) or `micropython mprun.py test_x`.
 Prints one line per test and a closing 'N passed, N failed, N skipped'."""
+import gc
 import sys
 import mptest
+
+# Collect early and often: the unix port's allocator slows down a lot as a
+# big heap fills between collections (long simulator runs).
+try:
+    gc.threshold(64 * 1024)
+except AttributeError:
+    pass
 
 
 def run_module(name, out):
