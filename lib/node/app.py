@@ -1,0 +1,660 @@
+"""Node application: wires modules, sampler, store and console from config
+and implements the node interface that proto.Engine calls (docs/protocol.md).
+
+Everything here is per-instance state of Node; the components it hands to
+node.sched are timestamp driven (poll(now) -> next due), so the same object
+runs under asyncio on a board and in virtual time on the laptop."""
+import gc
+import json
+
+import rbamp
+import energy
+from node import VERSION
+from node.sched import Scheduler
+
+# node timing (not user config): the module publishes an RT window every 200 ms
+TIMING = {
+    "window_ms": 200,      # module RT window (the sampler locks onto it)
+    "retry_ms": 10000,     # re-probe missing/failed modules
+    "store_ms": 1000,      # store policy / fast-state tick
+    "console_ms": 20,      # console input poll (bounds the reply latency)
+    "wdt_ms": 8000,        # hardware watchdog (RP2040 max 8388)
+}
+CONFIG_FILE = "config.json"
+# energy.Sampler per-module counters summed into STATUS
+_SAMPLER_SUMS = ("reads", "windows", "missed", "stale", "invalid", "io_errors", "reboots",
+                 "seq_jumps", "outages")
+
+
+def default_config():
+    from store import config
+    return config.defaults()
+
+
+class Module:
+    """One expected or found rbAmp address and its state."""
+
+    def __init__(self, addr):
+        self.addr = addr
+        self.name = "0x%02x" % addr
+        self.dev = None          # rbamp.RbAmp once begin() succeeded
+        self.ok = False          # identified and being sampled
+        self.error = ""          # last identification problem
+        self.meter = None
+        self.nch = 0
+        self.idx = -1            # index in the energy sampler
+        self.begins = 0
+
+
+class SamplerTask:
+    """energy.Sampler as a scheduler component (it answers ms-to-wait)."""
+
+    def __init__(self, sampler, ticks):
+        self.s = sampler
+        self.ticks = ticks
+
+    def poll(self, now):
+        return self.ticks.ticks_add(now, self.s.poll(now))
+
+
+class Supervisor:
+    """Identifies modules missing at boot (every retry_ms) and keeps the
+    uptime counter current (a ticks difference is only valid < 2**29 ms)."""
+
+    def __init__(self, node):
+        self.node = node
+        self.first = True
+
+    def poll(self, now):
+        self.node.uptime_s()
+        if self.first:
+            self.first = False          # boot() just probed everything
+        else:
+            self.node.probe(now)
+        return self.node.ticks.ticks_add(now, self.node.tm["retry_ms"])
+
+
+class StoreTask:
+    def __init__(self, node):
+        self.node = node
+
+    def poll(self, now):
+        st = self.node.store
+        if st is not None:
+            st.tick(now)
+        return self.node.ticks.ticks_add(now, self.node.tm["store_ms"])
+
+
+class Watchdog:
+    """Feeds the hardware WDT only while the sampler keeps running, so a hung
+    sampler (not just a hung loop) resets the board."""
+
+    def __init__(self, node, wdt, period):
+        self.node = node
+        self.wdt = wdt
+        self.period = period
+        self.feeds = 0
+
+    def poll(self, now):
+        nd = self.node
+        s = nd.sched.slot("sampler")
+        if s is not None and s.due is not None and nd.ticks.ticks_diff(now, s.due) < self.period * 2:
+            self.wdt.feed()
+            self.feeds += 1
+        return nd.ticks.ticks_add(now, self.period)
+
+
+class Node:
+    def __init__(self, ticks, i2c, root="/", cfg=None, delay_ms=None, port=None, wdt=None,
+                 fast=None, node_id="", reboot=None, sim=False, timing=None, auto=False, drdy=False):
+        """cfg: validated store.config dict (None = defaults); auto: also
+        scan the bus for modules not listed in cfg (no config file yet)."""
+        self.ticks = ticks
+        self.i2c = i2c
+        self.root = None if root is None else root.rstrip("/")   # None: no persistence
+        self.delay_ms = delay_ms
+        self.problems = []               # boot findings and faults, for STATUS
+        self.cfg = cfg if cfg is not None else default_config()
+        self.auto = auto
+        self.drdy = drdy                 # sampler anchored on DRDY edges (board IRQ)
+        self.tm = dict(TIMING)
+        if timing:
+            self.tm.update(timing)
+        self.boot_ticks = ticks.ticks_ms()
+        self.up_s = 0                    # uptime carried in s + ms (ticks wrap)
+        self.up_ms = 0
+        self._up_last = self.boot_ticks
+        self.modules = []
+        self.store = None
+        self.fast = fast
+        self._id = node_id
+        self._reboot = reboot
+        self.sim = sim
+        self.events = []                 # audit ring (kind, detail)
+        self.events_n = 0
+        self.saves = 0
+        self.last_save = None
+        self.sched = Scheduler(ticks)
+        self.engine = None
+        self.console = None
+        from energy.sampler import Sampler
+        self.sampler = Sampler(clock=ticks)
+        self.sched.add("supervisor", Supervisor(self))
+        self.sched.add("sampler", SamplerTask(self.sampler, ticks))
+        self.sched.add("store", StoreTask(self))
+        if wdt is not None:
+            self.sched.add("watchdog", Watchdog(self, wdt, self.tm["wdt_ms"] // 4))
+        if port is not None:
+            self.attach_console(port)
+
+    # ---- wiring ------------------------------------------------------------
+    def attach_console(self, port):
+        import proto
+        from node.console import Console
+        con = Console(port, self.ticks, self.tm["console_ms"])
+        eng = proto.Engine(self, con.write, clock=self.ticks, urandom=_urandom)
+        con.attach(eng)
+        self.console = con
+        self.engine = eng
+        self.sched.add("console", con)
+        return con
+
+    def _path(self, name):
+        return (self.root or "") + "/" + name
+
+    def _expected(self):
+        want = [m["addr"] for m in self.cfg["modules"]]
+        if self.auto:
+            # no module list configured: whatever answers (the default list
+            # only if nothing does, so it is retried later)
+            try:
+                found = [a for a in self.i2c.scan() if 0x08 <= a <= 0x77]
+            except OSError as e:
+                self._problem("i2c scan failed: %s" % (e,))
+                found = []
+            if found:
+                want = found
+        return want
+
+    def boot(self):
+        """Identify modules and restore totals. Never raises for a module or
+        flash problem: they are reported in STATUS instead."""
+        for a in self._expected():
+            self.modules.append(Module(a))
+        for m in self.modules:
+            self._begin(m)
+        self._rebuild_store()
+        return self
+
+    def _problem(self, msg):
+        if msg not in self.problems:
+            self.problems.append(msg)
+            if len(self.problems) > 16:
+                self.problems.pop(0)
+
+    def _mcfg(self, addr):
+        for mc in self.cfg["modules"]:
+            if mc["addr"] == addr:
+                return mc
+        return None
+
+    def _begin(self, m):
+        m.begins += 1
+        dev = rbamp.RbAmp(self.i2c, m.addr, delay_ms=self.delay_ms, ticks=self.ticks)
+        try:
+            dev.begin()
+        except (rbamp.RbAmpError, OSError) as e:
+            m.ok = False
+            m.error = "%s: %s" % (type(e).__name__, e)
+            return False
+        m.dev = dev
+        m.nch = dev.channels
+        m.meter = energy.Meter(m.nch)
+        m.idx = self.sampler.add_module(dev, drdy=self.drdy, meter=m.meter, window_ms=self.tm["window_ms"])
+        mc = self._mcfg(m.addr)
+        if mc is not None:
+            for ch in range(m.nch):
+                c = mc["ch"][ch]
+                self.sampler.set_channel(m.idx, ch, invert=c["invert"], enabled=not c["disable"],
+                                         no_load_mw=c["noload_w"] * 1000)
+        m.ok = True
+        m.error = ""
+        return True
+
+    def probe(self, now):
+        """Identify modules that never answered (missing at boot). Once a
+        module is in the sampler, outages are the sampler's business (gap
+        accounting, reboot detection); they show in STATUS."""
+        changed = False
+        for m in self.modules:
+            if m.dev is None and self._begin(m):
+                changed = True
+        if changed:
+            self._rebuild_store()
+
+    def _rebuild_store(self):
+        """(Re)create the store over the modules that have meters. Totals in
+        RAM are committed first, so recovery reads back what RAM held."""
+        if self.root is None:
+            return
+        try:
+            from store.persist import Store, MeterSource
+            from store.journal import Journal
+        except ImportError:
+            return
+        old = self.store
+        if old is not None:
+            try:
+                old.commit(force=True)
+            except Exception as e:
+                self._problem("store commit before rebuild: %s" % (e,))
+        pairs = []
+        mods = []
+        for m in self.modules:
+            if m.meter is None:
+                continue
+            uid = m.dev.uid if m.dev is not None else None
+            mods.append((uid or None, m.addr, m.nch))
+            for ch in range(m.nch):
+                pairs.append((m.meter, ch))
+        if not mods:
+            self.store = None
+            return
+        from store.policy import Policy
+        sv = self.cfg["save"]
+        pol = Policy(threshold_mwh=sv["threshold_mwh"], min_ms=sv["min_interval_s"] * 1000,
+                     max_ms=sv["max_interval_s"] * 1000)
+        jr = Journal(self.root + self.cfg["store"]["dir"], pattern=sv["pattern"])
+        st = Store(MeterSource(pairs), mods, journal=jr, fast=self.fast, policy=pol,
+                   ticks=self.ticks, fast_ms=sv["fast_ms"])
+        try:
+            rep = st.boot()
+        except Exception as e:
+            self._problem("store boot failed: %s" % (e,))
+            rep = []
+        for r in rep:
+            self._problem("store: " + r)
+        self.store = st
+
+    # ---- helpers -------------------------------------------------------------
+    def uptime_s(self):
+        now = self.ticks.ticks_ms()
+        d = self.ticks.ticks_diff(now, self._up_last)
+        if d > 0:
+            self._up_last = now
+            ms = self.up_ms + d
+            self.up_s += ms // 1000
+            self.up_ms = ms % 1000
+        return self.up_s
+
+    def _module(self, name):
+        for m in self.modules:
+            if m.name == name:
+                return m
+        try:
+            a = int(name, 0)
+        except (ValueError, TypeError):
+            raise ValueError("no module %s" % (name,))
+        for m in self.modules:
+            if m.addr == a:
+                return m
+        raise ValueError("no module %s" % (name,))
+
+    def _chan(self, module, ch):
+        m = self._module(module)
+        if m.meter is None or not 0 <= ch < m.nch:
+            raise ValueError("no channel %s %s" % (module, ch))
+        return m
+
+    # ---- node interface (docs/protocol.md) -----------------------------------
+    def node_id(self):
+        return self.cfg.get("name") or self._id or "rbmeter"
+
+    def info(self):
+        mods = []
+        for m in self.modules:
+            d = m.dev
+            mods.append({
+                "addr": m.name, "variant": d.variant_name if d else "", "channels": m.nch,
+                "voltage_hw": bool(d.has_voltage_hw) if d else False,
+                "fw": _fw_str(d.version) if d else "",
+                "fw_version": d.version if d else 0, "tier": d.tier_name.lower() if d else "",
+                "read_mode": d.read_mode if d else "", "mode": "", "ok": m.ok})
+        return {"fw": VERSION, "node_id": self.node_id(), "uptime_s": self.uptime_s(), "modules": mods}
+
+    def channels(self):
+        out = []
+        for m in self.modules:
+            mt = m.meter
+            if mt is None:
+                continue
+            sm = self.sampler.mods[m.idx] if m.idx >= 0 else None
+            for ch in range(m.nch):
+                # last good power as integrated (sign/no-load applied)
+                p = sm.hold[ch] if sm is not None else rbamp.BAD
+                out.append({"module": m.name, "ch": ch,
+                            "import_mwh": mt.import_total_mwh(ch), "export_mwh": mt.export_total_mwh(ch),
+                            "gap_ms": mt.gap_time_ms(ch),
+                            "p_mw": None if p == rbamp.BAD else p,
+                            "enabled": sm.enabled[ch] if sm is not None else True})
+        return out
+
+    def status(self):
+        faults = []
+        for m in self.modules:
+            if not m.ok:
+                faults.append("%s:%s" % (m.name, m.error or "down"))
+        st = self.store
+        ss = None
+        if st is not None:
+            try:
+                ss = st.status()
+            except Exception:
+                ss = None
+        if ss is not None:
+            for k in ss.get("faults", {}):
+                faults.append("store:%s" % k)
+        if st is None and self.root is not None:
+            faults.append("store:none")
+        tasks = []
+        for s in self.sched.slots:
+            if s.errors:
+                tasks.append("%s:%d:%s" % (s.name, s.errors, s.last_error))
+                faults.append("task:%s" % s.name)
+        d = {
+            "faults": faults,
+            "problems": list(self.problems),
+            "task_errors": self.sched.errors(),
+            "tasks": tasks,
+        }
+        tot = {}
+        for m in self.modules:
+            if m.idx < 0:
+                continue
+            ms = self.sampler.status(m.idx)
+            for k in _SAMPLER_SUMS:
+                tot[k] = tot.get(k, 0) + ms[k]
+            tot["gap_events"] = tot.get("gap_events", 0) + sum(ms["gap_events"])
+            tot["bad_values"] = tot.get("bad_values", 0) + sum(ms["bad"])
+            if ms["note"]:
+                self._problem("%s: %s" % (m.name, ms["note"]))
+        for k in tot:
+            d[k] = tot[k]
+        d["i2c_retries"] = sum(m.dev.retry_count_total for m in self.modules if m.dev is not None)
+        d.update({
+            "saves": self.saves,
+            "last_save_s": self._since_save(),
+            "uptime_s": self.uptime_s(),
+            "heap_free": gc.mem_free() if hasattr(gc, "mem_free") else -1,
+        })
+        if st is not None and ss is not None:
+            d["commits"] = ss.get("commits", 0)
+            d["commit_fails"] = ss.get("fails", 0)
+            d["fs"] = "err" if ss.get("ram_only") else "ok"
+            try:
+                d["loss_bound_mwh"] = st.pol.loss_bound_mwh(self._max_p())
+            except Exception:
+                pass
+        else:
+            d["fs"] = "none"
+        return d
+
+    def _max_p(self):
+        mx = 0
+        for m in self.modules:
+            if m.ok and m.dev is not None:
+                for ch in range(m.nch):
+                    v = m.dev.p_mw[ch]
+                    if v != rbamp.BAD:
+                        v = v if v > 0 else -v
+                        if v > mx:
+                            mx = v
+        return mx
+
+    def _since_save(self):
+        if self.last_save is None:
+            return None
+        return self.ticks.ticks_diff(self.ticks.ticks_ms(), self.last_save) // 1000
+
+    def save(self):
+        st = self.store
+        if st is None:
+            raise OSError(19, "no store")
+        if not st.commit(force=True):
+            raise OSError(5, "commit failed")
+        self.saves += 1
+        self.last_save = self.ticks.ticks_ms()
+        return None
+
+    def preset(self, module, ch, import_mwh, export_mwh):
+        m = self._chan(module, ch)
+        st = self.store
+        if st is None:
+            m.meter.preset(ch, import_mwh, export_mwh)
+            return None
+        ok, why = st.preset(m.addr, ch, import_mwh, export_mwh)
+        if not ok:
+            raise OSError(5, why)
+        return None
+
+    def reset(self, scope, module=None, ch=None):
+        if scope == "totals":
+            targets = []
+            for m in self.modules:
+                if m.meter is None or (module is not None and m is not self._module(module)):
+                    continue
+                for c in range(m.nch):
+                    if ch is None or c == ch:
+                        targets.append((m, c))
+            if module is not None and not targets:
+                raise ValueError("no channel %s %s" % (module, ch))
+            for m, c in targets:
+                if self.store is not None:
+                    ok, why = self.store.reset(m.addr, c)
+                    if not ok:
+                        raise OSError(5, why)
+                else:
+                    m.meter.preset(c, 0, 0)
+            return None
+        if scope == "counters":
+            for sm in self.sampler.mods:
+                for k in _SAMPLER_SUMS:
+                    setattr(sm, k, 0)
+                for ch in range(sm.nch):
+                    sm.gap_events[ch] = 0
+                    sm.bad[ch] = 0
+            for s in self.sched.slots:
+                s.errors = 0
+                s.last_error = ""
+            self.problems = []
+            return None
+        if scope == "config":
+            keep = self.cfg.get("auth", {}).get("secret", "")
+            self.cfg = default_config()
+            self.cfg["auth"]["secret"] = keep
+            self._write_config()
+            return None
+        raise ValueError("unknown reset scope %s" % (scope,))
+
+    def set(self, key, value):
+        from store import config
+        if key.startswith("auth."):
+            raise ValueError("secret is provisioned, not set over the console")
+        new = json.loads(json.dumps(self.cfg))        # deep copy: apply only if valid
+        ok, msg = config.set_key(new, key, value)
+        if not ok:
+            raise ValueError(msg)
+        err = config.save(new, self._path(CONFIG_FILE))
+        if err:
+            raise OSError(5, err)
+        self.cfg = new
+        v = config.get_key(new, key)
+        return "%s=%s (applies at reboot)" % (key, v) if _RESTART_KEY(key) else "%s=%s" % (key, v)
+
+    def get_config(self):
+        out = {}
+        _flatten(out, "", self.cfg)
+        for k in list(out):
+            if k.startswith("auth."):
+                out[k] = "***" if out[k] else ""
+        return out
+
+    def _write_config(self):
+        from store import config
+        err = config.save(self.cfg, self._path(CONFIG_FILE))
+        if err:
+            raise OSError(5, err)
+
+    def secret(self):
+        s = self.cfg.get("auth", {}).get("secret", "")
+        return s.encode() if s else None
+
+    def reboot(self):
+        if self._reboot is None:
+            raise OSError(95, "reboot not supported")
+        if self.store is not None:
+            self.store.shutdown()         # totals on flash before the reset
+        self._reboot()
+
+    def event(self, kind, detail):
+        try:
+            self.events_n += 1
+            self.events.append((self.events_n, kind, detail))
+            if len(self.events) > 8:
+                self.events.pop(0)
+        except Exception:
+            pass
+
+
+def _urandom(n):
+    import os
+    return os.urandom(n)
+
+
+def _fw_str(v):
+    # VERSION register: 0x03 = firmware v1.2, 0x04 = v1.3 (rbamp-protocol.md)
+    return "1.%d" % (v - 1) if 0x03 <= v <= 0x09 else "0x%02x" % v
+
+
+def _RESTART_KEY(key):
+    return key.startswith("i2c.") or key.startswith("uart.") or key.startswith("modules") \
+        or key == "drdy_pin" or key.startswith("store.") or key.startswith("save.")
+
+
+def _flatten(out, pre, v):
+    if isinstance(v, dict):
+        for k in v:
+            _flatten(out, pre + k + ".", v[k])
+    elif isinstance(v, list):
+        for i in range(len(v)):
+            _flatten(out, pre + str(i) + ".", v[i])
+    else:
+        out[pre[:-1]] = v
+
+
+def load_config(root):
+    """(validated config, problems, auto) from root/config.json; auto when
+    the file does not list modules (then the bus is scanned)."""
+    from store import config
+    path = root.rstrip("/") + "/" + CONFIG_FILE
+    cfg, errs = config.load(path)
+    auto = True
+    try:
+        with open(path) as f:
+            auto = "modules" not in json.loads(f.read())
+    except (OSError, ValueError):
+        pass
+    return cfg, errs, auto
+
+
+def start(ticks, root="/", sim=False, timing=None, delay_ms=None, drdy=False):
+    """Wire the node from config.json and the board (machine) and boot it.
+    Returns the Node; the caller runs node.sched (asyncio or virtual)."""
+    from node import board
+    cfg, probs, auto = load_config(root)
+    i2c = board.i2c(cfg)
+    try:
+        port = board.uart(cfg)
+    except Exception as e:
+        probs.append("console uart: %s" % (e,))
+        port = None
+    tm = dict(TIMING)
+    if timing:
+        tm.update(timing)
+    wdt = None if sim else board.wdt(tm["wdt_ms"])
+    fast = None
+    if not sim:
+        try:
+            from store import rtcmem
+            fast = rtcmem.detect()
+        except Exception:
+            fast = None
+    if delay_ms is None:
+        import time
+        delay_ms = getattr(time, "sleep_ms", None)
+    n = Node(ticks, i2c, root=root, cfg=cfg, delay_ms=delay_ms, port=port, wdt=wdt, fast=fast,
+             node_id=board.node_id(), reboot=board.reboot, sim=sim, timing=tm, auto=auto, drdy=drdy)
+    for p in probs:
+        if "missing" not in p:
+            n._problem(p)
+    n.boot()
+    return n
+
+
+def _readable(s):
+    # suspend until s is readable, reading nothing (what StreamReader does
+    # before each read): a timeout then cannot swallow bytes
+    import asyncio
+    yield asyncio.core._io_queue.queue_read(s)  # type: ignore
+
+
+def waker(node, flag=None, stream=None, scale=1.0):
+    """The asyncio wait between two polls of a component: the sampler wakes
+    early on a DRDY edge (flag: ThreadSafeFlag set by the pin IRQ), the
+    console as soon as bytes arrive (stream: the UART, or the tty file in
+    the simulation), everything else sleeps. scale: wall ms per node ms."""
+    import asyncio
+
+    async def wake(slot, ms):
+        w = int(ms * scale) if slot.name != "console" else ms
+        try:
+            if slot.name == "sampler" and flag is not None:
+                await asyncio.wait_for_ms(flag.wait(), w)
+            elif slot.name == "console" and stream is not None:
+                await asyncio.wait_for_ms(_readable(stream), w)  # type: ignore
+            else:
+                await asyncio.sleep_ms(w)
+        except asyncio.TimeoutError:
+            pass
+
+    return wake
+
+
+def main():
+    """Board entry (main.py): real time, asyncio, never returns. With a DRDY
+    pin configured the sampler is woken by its falling edge (IRQ ->
+    ThreadSafeFlag) and anchors windows at the edge; else it polls on time.
+    The console task wakes on UART input."""
+    import time
+    import asyncio
+    from node import board
+    from node.sched import run_asyncio
+    cfg, _, _ = load_config("/")
+    pin = None
+    try:
+        pin = board.drdy_pin(cfg)
+    except Exception:
+        pin = None
+    n = start(time, "/", drdy=pin is not None)
+    flag = None
+    if pin is not None:
+        flag = asyncio.ThreadSafeFlag()
+        on_drdy = n.sampler.on_drdy
+
+        def irq(_p):
+            on_drdy(-1)
+            flag.set()
+
+        board.drdy_irq(pin, irq)
+    port = n.console.port if n.console is not None else None
+    run_asyncio(n.sched, wake=waker(n, flag, port))

@@ -1,0 +1,224 @@
+"""machine-module shim for running the node on the MicroPython unix port.
+
+Shadows the built-in `machine` (put tools/simboard on MICROPYPATH). The
+launcher (simnode.py) calls attach(...) with the simulated hardware before
+the node starts; the node then uses the same calls as on a board:
+I2C (-> rbamp_sim.Bus), Pin (DRDY from the simulator), UART (-> a tty),
+RTC/WDT (RAM only: lost at a simulated power cut, like on the board)."""
+import sys
+
+_hw = {}        # filled by attach(); the shim is the one place with global state
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+
+def attach(bus=None, tty=None, drdy_pin=None, drdy=None, reset_cause=PWRON_RESET,
+           pins=None, uid=b"\x5e\x1a\x00\x01", on_reset=None):
+    """bus: rbamp_sim.Bus; tty: console device path; drdy_pin: pin number of
+    the DRDY line; drdy(): current DRDY level from the simulator; pins:
+    {pin: level} for plain inputs (e.g. a held safe-mode pin)."""
+    _hw.clear()
+    _hw["bus"] = bus
+    _hw["tty"] = tty
+    _hw["drdy_pin"] = drdy_pin
+    _hw["drdy"] = drdy
+    _hw["cause"] = reset_cause
+    _hw["pins"] = pins or {}
+    _hw["uid"] = uid
+    _hw["on_reset"] = on_reset
+    _hw["irqs"] = []
+    _hw["wdt_feeds"] = 0
+    _hw["rtc_mem"] = b""
+
+
+def hw():
+    return _hw
+
+
+def reset_cause():
+    return _hw.get("cause", PWRON_RESET)
+
+
+def unique_id():
+    return _hw.get("uid", b"\x00\x00\x00\x00")
+
+
+def freq(*a):
+    return 240000000
+
+
+def idle():
+    pass
+
+
+def reset():
+    cb = _hw.get("on_reset")
+    if cb is not None:
+        cb()
+    sys.exit(98)
+
+
+def soft_reset():
+    reset()
+
+
+class Pin:
+    IN = 0
+    OUT = 1
+    OPEN_DRAIN = 2
+    PULL_UP = 1
+    PULL_DOWN = 2
+    IRQ_FALLING = 2
+    IRQ_RISING = 1
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        self.id = id
+        self._v = 1 if value is None else value
+        self._handler = None
+
+    def value(self, v=None):
+        if v is not None:
+            self._v = v
+            return None
+        if self.id == _hw.get("drdy_pin") and _hw.get("drdy") is not None:
+            return _hw["drdy"]()
+        pins = _hw.get("pins", {})
+        if self.id in pins:
+            return pins[self.id]
+        return self._v
+
+    def __call__(self, v=None):
+        return self.value(v)
+
+    def irq(self, handler=None, trigger=IRQ_FALLING, hard=False):
+        # the launcher calls fire_irqs() when the simulator pulsed DRDY
+        self._handler = handler
+        if handler is not None and self not in _hw["irqs"]:
+            _hw["irqs"].append(self)
+        return None
+
+
+def fire_irqs(pin_id):
+    for p in _hw.get("irqs", ()):
+        if p.id == pin_id and p._handler is not None:
+            p._handler(p)
+
+
+class I2C:
+    def __init__(self, id=0, scl=None, sda=None, freq=400000, timeout=50000):
+        self.bus = _hw.get("bus")
+        if self.bus is None:
+            raise OSError(19)
+        self.freq = freq
+        if hasattr(self.bus, "freq"):
+            try:
+                self.bus.freq = freq
+            except Exception:
+                pass
+
+    def scan(self):
+        return self.bus.scan()
+
+    def readfrom_mem_into(self, addr, reg, buf, addrsize=8):
+        return self.bus.readfrom_mem_into(addr, reg, buf)
+
+    def readfrom_mem(self, addr, reg, n, addrsize=8):
+        return self.bus.readfrom_mem(addr, reg, n)
+
+    def writeto_mem(self, addr, reg, buf, addrsize=8):
+        return self.bus.writeto_mem(addr, reg, buf)
+
+    def readfrom_into(self, addr, buf, stop=True):
+        return self.bus.readfrom_into(addr, buf)
+
+    def readfrom(self, addr, n, stop=True):
+        buf = bytearray(n)
+        self.bus.readfrom_into(addr, buf)
+        return bytes(buf)
+
+    def writeto(self, addr, buf, stop=True):
+        return self.bus.writeto(addr, buf)
+
+
+SoftI2C = I2C
+
+
+class UART:
+    """The console over a tty path (raw mode, non-blocking via select.poll;
+    never flush() a tty on the unix port: EINVAL)."""
+
+    def __init__(self, id=1, baudrate=115200, bits=8, parity=None, stop=1, tx=None, rx=None, **kw):
+        import select
+        import termios
+        path = _hw.get("tty")
+        if not path:
+            raise OSError(19)
+        self._f = open(path, "r+b")
+        fd = self._f.fileno()
+        termios.setraw(fd)
+        # VMIN=0/VTIME=0: read() returns what is buffered instead of waiting
+        # for the whole buffer (the unix port's stream read fills it otherwise)
+        a = termios.tcgetattr(fd)
+        a[6][6] = 0
+        a[6][5] = 0
+        termios.tcsetattr(fd, termios.TCSANOW, a)
+        self._p = select.poll()
+        self._p.register(self._f, select.POLLIN)
+        self.baudrate = baudrate
+
+    def any(self):
+        return 1 if self._p.poll(0) else 0
+
+    def read(self, n=-1):
+        if not self._p.poll(0):
+            return None
+        # raw tty: read() returns what is there (at most 256 per call here)
+        return self._f.read(256 if n is None or n < 0 else n)
+
+    def readinto(self, buf):
+        if not self._p.poll(0):
+            return None
+        return self._f.readinto(buf)
+
+    def write(self, b):
+        return self._f.write(b)
+
+    def stream(self):
+        # for asyncio.StreamReader: the tty file itself (select.poll-able)
+        return self._f
+
+    def fileno(self):
+        return self._f.fileno()
+
+    def wait(self, ms):
+        """Block up to ms for input (the sim's stand-in for a UART IRQ)."""
+        return 1 if self._p.poll(ms) else 0
+
+    def deinit(self):
+        self._f.close()
+
+
+class RTC:
+    def __init__(self, id=0):
+        pass
+
+    def memory(self, data=None):
+        if data is None:
+            return _hw.get("rtc_mem", b"")
+        _hw["rtc_mem"] = bytes(data)
+        return None
+
+    def datetime(self, dt=None):
+        return (2026, 1, 1, 3, 0, 0, 0, 0)
+
+
+class WDT:
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+
+    def feed(self):
+        _hw["wdt_feeds"] = _hw.get("wdt_feeds", 0) + 1
