@@ -19,6 +19,7 @@ TIMING = {
     "store_ms": 1000,      # store policy / fast-state tick
     "console_ms": 20,      # console input poll (bounds the reply latency)
     "wdt_ms": 8000,        # hardware watchdog (RP2040 max 8388)
+    "settle_ms": 300,      # modules ACK ~10 ms after power-up; retry budget 300 ms
 }
 CONFIG_FILE = "config.json"
 # energy.Sampler per-module counters summed into STATUS
@@ -162,16 +163,23 @@ class Node:
     def _path(self, name):
         return (self.root or "") + "/" + name
 
+    def _scan(self):
+        try:
+            return [a for a in self.i2c.scan() if 0x08 <= a <= 0x77]
+        except OSError as e:
+            self._problem("i2c scan failed: %s" % (e,))
+            return []
+
     def _expected(self):
         want = [m["addr"] for m in self.cfg["modules"]]
         if self.auto:
-            # no module list configured: whatever answers (the default list
-            # only if nothing does, so it is retried later)
-            try:
-                found = [a for a in self.i2c.scan() if 0x08 <= a <= 0x77]
-            except OSError as e:
-                self._problem("i2c scan failed: %s" % (e,))
-                found = []
+            # No module list configured: whatever answers. Modules powered up
+            # with the board NACK for their first ~10 ms, so let the bus
+            # settle before the boot scan; later ones are found by probe().
+            left = self.tm["settle_ms"] - self.ticks.ticks_diff(self.ticks.ticks_ms(), self.boot_ticks)
+            if left > 0 and self.delay_ms is not None:
+                self.delay_ms(left)
+            found = self._scan()
             if found:
                 want = found
         return want
@@ -226,6 +234,12 @@ class Node:
         module is in the sampler, outages are the sampler's business (gap
         accounting, reboot detection); they show in STATUS."""
         changed = False
+        if self.auto:
+            # auto mode: pick up modules that appeared since (hot-plug, late boot)
+            known = [m.addr for m in self.modules]
+            for a in self._scan():
+                if a not in known:
+                    self.modules.append(Module(a))
         for m in self.modules:
             if m.dev is None and self._begin(m):
                 changed = True

@@ -14,7 +14,7 @@ SCHEMA = (
     ("i2c.id", "int", 0, 0, 1),
     ("i2c.scl", "pin", None, 48, 0),
     ("i2c.sda", "pin", None, 48, 0),
-    ("i2c.freq", "int", 100000, 10000, 1000000),
+    ("i2c.freq", "int", 50000, 10000, 400000),    # rbAmp: 50 kHz recommended, 400 kHz not validated
     ("drdy_pin", "pin", None, 48, 0),
     ("powerfail.pin", "pin", None, 48, 0),
     ("powerfail.active_low", "bool", True, 0, 0),

@@ -184,3 +184,17 @@ def test_sim_watch_real_time():
     assert "miniterm" in out
     assert out.count("\x1b[H\x1b[2J") >= 2 and "import kWh" in out
     assert "within the documented bounds" in out
+
+
+def test_sim_several_modules_on_one_bus_all_metered():
+    # no module list in the node's config: it scans the bus after the modules'
+    # boot time and meters every module; the I-variant (no voltage hardware)
+    # measures no power, so its truth and its totals are both 0
+    res = run_sim("--virtual", "--duration", 300, "--start-ms", 36000000,
+                  "--modules", "0x50:UI2,0x51:UI3,0x52:I1")
+    got = [(c["module"], c["ch"]) for c in res["channels"]]
+    assert got == [("0x50", 0), ("0x50", 1), ("0x51", 0), ("0x51", 1), ("0x51", 2), ("0x52", 0)], got
+    tr = {(t["module"], t["ch"]): t for t in res["truth"]}
+    assert tr[("0x51", 1)]["export_mwh"] > 10000           # the second module sees the PV export too
+    assert tr[("0x52", 0)]["import_mwh"] == tr[("0x52", 0)]["export_mwh"] == 0
+    assert S.check_bounds(res, profile()) == []

@@ -26,7 +26,7 @@ def test_bad_values_fall_back_per_key():
     raw = {"i2c": {"freq": 5, "sda": 4, "scl": "x"}, "save": {"threshold_mwh": 500, "min_interval_s": True},
            "uart": {"baud": 1234, "parity": "E", "bits": 8}, "bogus": 1, "auth": {"secret": "s" * 65, "x": 2}}
     cfg, errs = config.validate(raw)
-    assert cfg["i2c"]["freq"] == 100000 and cfg["i2c"]["sda"] == 4 and cfg["i2c"]["scl"] is None
+    assert cfg["i2c"]["freq"] == 50000 and cfg["i2c"]["sda"] == 4 and cfg["i2c"]["scl"] is None
     assert cfg["save"]["threshold_mwh"] == 500 and cfg["save"]["min_interval_s"] == 5
     assert cfg["uart"]["baud"] == 9600 and cfg["uart"]["bits"] == 8 and cfg["auth"]["secret"] == ""
     text = "\n".join(errs)
