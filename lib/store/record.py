@@ -66,10 +66,13 @@ def put_varint(out, v):
     out.append(z)
 
 
-def get_varint(b, i):
+def get_varint(b, i, n=None):
+    """(value, next index) of the zigzag varint at b[i:]; n bounds the read
+    (default len(b)). ValueError when it runs past n or is too long."""
     z = 0
     sh = 0
-    n = len(b)
+    if n is None:
+        n = len(b)
     while True:
         if i >= n or sh > 70:
             raise ValueError("varint")

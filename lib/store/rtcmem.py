@@ -17,6 +17,8 @@ seq equals the seq of the flash record recovered for that channel (i.e. the
 fast record is newer than flash for it)."""
 from array import array
 
+from store.record import get_varint
+
 try:
     from micropython import const
 except ImportError:
@@ -255,18 +257,11 @@ class Fast:
         for m in range(ns):
             d = []
             for _ in range(per):
-                z = 0
-                sh = 0
-                while True:
-                    if j >= n:
-                        return None
-                    c = b[j]
-                    j += 1
-                    z |= (c & 0x7F) << sh
-                    sh += 7
-                    if c < 0x80:
-                        break
-                d.append((z >> 1) if not (z & 1) else -((z + 1) >> 1))
+                try:
+                    v, j = get_varint(b, j, n)
+                except ValueError:
+                    return None
+                d.append(v)
             ok = (b[_HDR + 2 * m] | (b[_HDR + 2 * m + 1] << 8)) == (seqs[m] & 0xFFFF)
             out.append(d if ok else None)
         if j != n:

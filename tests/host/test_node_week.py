@@ -17,7 +17,7 @@ import rbamp_sim   # noqa: E402
 MWMS = 3600000
 DAY = 86400000
 WEEK_S = 7 * 86400
-WINDOW = 2000          # coarser RT window (10x fewer windows): a week in about a minute
+WINDOW = 200           # the module's real RT window: ~3M windows, about 3 CPU-minutes
 STORE_MS = 5000
 FAULT_RATE = 0.03
 # (cut instant, flash-op index or None, off time before the restart)
@@ -65,18 +65,20 @@ def test_week_with_faults_and_power_cuts(tmp_path):
         n = SimNode(d, args)
         try:
             r = n.wait("READY", 60)
-            t = n.wait("CUT", 300)
+            t = n.wait("CUT", 900)
         finally:
             n.stop()
         assert n.proc.returncode == CUT_RC
         if op is None:
-            assert t_cut <= t < t_cut + 100       # a driver retry delay may straddle it
+            # retry delays (virtual time advanced inside one step) may straddle the
+            # instant; the reported CUT time is what the truth intervals use
+            assert t_cut <= t < t_cut + 1000
         powered.append((r, t))
         start = t + off
     n = SimNode(d, common + ["--start-ms", str(start), "--seed", "9"])
     try:
         r = n.wait("READY", 60)
-        done = n.wait("DONE", 300)
+        done = n.wait("DONE", 900)
         wall = time.monotonic() - wall0
         powered.append((r, done))
         with rbc.Client(n.bridge.host_path, timeout=3.0) as c:
@@ -84,7 +86,7 @@ def test_week_with_faults_and_power_cuts(tmp_path):
             st = c.status()
     finally:
         n.stop()
-    assert WEEK_S * 1000 <= done < WEEK_S * 1000 + 100
+    assert WEEK_S * 1000 <= done < WEEK_S * 1000 + 1000
     print("\n".join(ln for ln in n.lines if ln.startswith("LOG mem")))
     on_ms = sum(b - a for a, b in powered)
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu0
