@@ -27,6 +27,20 @@ _SAMPLER_SUMS = ("reads", "windows", "missed", "stale", "invalid", "io_errors", 
                  "seq_jumps", "outages")
 
 
+def _rt(dev, reg, nd):
+    """A float from the module's last RT window, for people (None when the
+    module is down or the value is not finite/plausible)."""
+    if dev is None:
+        return None
+    try:
+        x = dev.rt_float(reg)
+    except (rbamp.RbAmpError, ValueError):
+        return None
+    if x != x or not -1e6 < x < 1e6:
+        return None
+    return round(x, nd)
+
+
 def default_config():
     from store import config
     return config.defaults()
@@ -343,13 +357,20 @@ class Node:
             if mt is None:
                 continue
             sm = self.sampler.mods[m.idx] if m.idx >= 0 else None
+            dev = m.dev if m.ok else None
+            uhw = dev is not None and dev.has_voltage_hw
+            u = _rt(dev, rbamp.regs.U_RMS, 1) if uhw else None
             for ch in range(m.nch):
                 # last good power as integrated (sign/no-load applied)
                 p = sm.hold[ch] if sm is not None else rbamp.BAD
+                pf = _rt(dev, rbamp.regs.PF0 + 4 * ch, 3) if uhw else None
+                if pf is not None and sm is not None and sm.sign[ch] < 0:
+                    pf = -pf                    # reversed CT: PF sign follows P
                 out.append({"module": m.name, "ch": ch,
                             "import_mwh": mt.import_total_mwh(ch), "export_mwh": mt.export_total_mwh(ch),
                             "gap_ms": mt.gap_time_ms(ch),
                             "p_mw": None if p == rbamp.BAD else p,
+                            "u_v": u, "i_a": _rt(dev, rbamp.regs.I_RMS0 + 4 * ch, 3), "pf": pf,
                             "enabled": sm.enabled[ch] if sm is not None else True})
         return out
 

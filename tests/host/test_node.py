@@ -159,6 +159,19 @@ def test_live_stream(done_node):
         c.live(200, got.append, lambda: len(got) >= 6 or time.monotonic() - t0 > 5)
     assert len(got) >= 6
     assert {g.get("module") for g in got} >= {"0x50"}
+    # RT values for people: UI2 (0x50) has voltage hardware: the profile's
+    # mains voltage, a current, a PF whose sign follows the power; the I3
+    # (0x51) measures current only, so no voltage or PF is claimed for it
+    for g in got:
+        assert g["i_a"] >= 0.0, g
+        if g["module"] == "0x51":
+            assert "u_v" not in g and "pf" not in g, g
+            continue
+        assert 200.0 <= g["u_v"] <= 260.0, g
+        assert -1.0 <= g["pf"] <= 1.0, g
+        if g["p_mw"] is not None and abs(g["p_mw"]) > 50000:
+            assert (g["pf"] > 0) == (g["p_mw"] > 0), g
+            assert g["i_a"] > 0.0, g
 
 
 def test_iec_readout_with_pypi_client(done_node):
