@@ -70,6 +70,19 @@ def client(n):
     return rbc.Client(n.bridge.host_path, timeout=3.0)
 
 
+def boot_to_done(d, args):
+    """Power the node up on state dir d, run to DONE, read totals and status
+    over the console: (ready_ms, done_ms, channels, status)."""
+    n = SimNode(d, args)
+    try:
+        ready = n.wait("READY", 60)
+        done = n.wait("DONE", 120)
+        with client(n) as c:
+            return ready, done, c.channels(), c.status()
+    finally:
+        n.stop()
+
+
 def test_info_and_modules(done_node):
     with client(done_node) as c:
         info = c.info()
@@ -233,15 +246,7 @@ def test_power_cut_and_restart_recovers_totals(tmp_path):
         assert n.proc.wait(10) == CUT_RC
     finally:
         n.stop()
-    n = SimNode(d, ["--virtual", "--duration", "1800", "--start-ms", str(cut)])
-    try:
-        r2 = n.wait("READY", 60)
-        done = n.wait("DONE", 120)
-        with client(n) as c:
-            chans = c.channels()
-            st = c.status()
-    finally:
-        n.stop()
+    r2, done, chans, st = boot_to_done(d, ["--virtual", "--duration", "1800", "--start-ms", str(cut)])
     assert st["fs"] == "ok"
     for rec in chans:
         ch = rec["ch"]
@@ -266,15 +271,7 @@ def test_cut_at_flash_op_keeps_a_valid_journal(tmp_path, k):
     finally:
         n.stop()
     assert n.proc.returncode == CUT_RC
-    n = SimNode(d, ["--virtual", "--duration", "900", "--start-ms", str(t)])
-    try:
-        r3 = n.wait("READY", 60)
-        done = n.wait("DONE", 120)
-        with client(n) as c:
-            chans = c.channels()
-            st = c.status()
-    finally:
-        n.stop()
+    r3, done, chans, st = boot_to_done(d, ["--virtual", "--duration", "900", "--start-ms", str(t)])
     assert st["fs"] == "ok", st
     rec = chans[0]
     imp, _ = truth_mwh(0, [(0, 300000), (300000, t), (r3, done)])
