@@ -126,15 +126,27 @@ def _clean(s):
     return s
 
 
-def _module(s):
-    """'0x50' / '0X50' -> '0x50'."""
+def _module(s, modules=None):
+    """Module argument -> '0x50': hex '0x50'/'0X50', a decimal I2C address
+    (8..119), or a position 0..7 in INFO's module list (modules: callable
+    returning that list of addresses, asked only for a position)."""
     t = s.lower()
-    if not t.startswith("0x") or not 3 <= len(t) <= 4:
-        raise ProtoError(400, "module must be hex like 0x50")
     try:
-        v = int(t[2:], 16)
+        if t.startswith("0x") and 3 <= len(t) <= 4:
+            v = int(t[2:], 16)
+        elif t.isdigit() and len(t) <= 3:
+            v = int(t)
+            if v < 8:
+                addrs = modules() if modules is not None else []
+                if v >= len(addrs):
+                    raise ProtoError(404, "no module #%d" % v)
+                return addrs[v]
+        else:
+            raise ValueError
     except ValueError:
-        raise ProtoError(400, "module must be hex like 0x50")
+        raise ProtoError(400, "module must be like 0x50, 80 or an INFO position 0..7")
+    if not 0x08 <= v <= 0x77:
+        raise ProtoError(400, "module address must be 0x08..0x77")
     return "0x%02x" % v
 
 
@@ -418,7 +430,7 @@ class Engine:
         self._ok()
 
     def _select(self, parts):
-        mod = _module(parts[1]) if len(parts) > 1 else None
+        mod = _module(parts[1], self._module_addrs) if len(parts) > 1 else None
         ch = _uint(parts[2], "channel", 0, 255) if len(parts) > 2 else None
         if len(parts) > 3:
             raise ProtoError(400, "too many arguments")
@@ -452,6 +464,9 @@ class Engine:
         self._ok()
 
     _c_totals = _c_read
+
+    def _module_addrs(self):
+        return [m.get("addr") for m in self.node.info().get("modules", [])]
 
     def _c_live(self, parts, text):
         if len(parts) > 2:
@@ -577,7 +592,7 @@ class Engine:
     def _c_preset(self, parts, text):
         if len(parts) != 5:
             raise ProtoError(400, "usage: PRESET <module> <ch> <import_kwh> <export_kwh>")
-        mod = _module(parts[1])
+        mod = _module(parts[1], self._module_addrs)
         ch = _uint(parts[2], "channel", 0, 255)
         try:
             imp = _num.parse_fixed(parts[3], 6, 10)
@@ -597,7 +612,7 @@ class Engine:
         scope = parts[1].lower()
         if scope not in ("totals", "counters", "config"):
             raise ProtoError(400, "scope: TOTALS, COUNTERS or CONFIG")
-        mod = _module(parts[2]) if len(parts) > 2 else None
+        mod = _module(parts[2], self._module_addrs) if len(parts) > 2 else None
         ch = _uint(parts[3], "channel", 0, 255) if len(parts) > 3 else None
         if scope != "totals" and mod is not None:
             raise ProtoError(400, "module/ch only with TOTALS")

@@ -60,7 +60,8 @@ def test_read_exact_decimals():
     assert r.send("totals 0x50 1\n")[0] == lines[1]
     assert r.send("TOTALS 0X50\n")[:2] == lines[:2]
     assert r.send("read 0x52\n") == ["ERR 404 no such module/channel"]
-    assert r.send("read 50\n")[0].startswith("ERR 400")
+    assert r.send("read 50\n") == ["ERR 404 no such module/channel"]   # decimal 50 = 0x32
+    assert r.send("read 500\n")[0].startswith("ERR 400")
     assert r.send("read 0x50 x\n")[0].startswith("ERR 400")
     assert r.send("read 0x50 0 1\n")[0].startswith("ERR 400")
 
@@ -124,7 +125,8 @@ def test_bad_arguments_do_not_mutate():
     r = Rig()
     r.login()
     for cmd in ("PRESET 0x50 0 1.0000001 0", "PRESET 0x50 0 -1 0", "PRESET 0x50 0 1e3 0",
-                "PRESET 0x50 0 1", "PRESET 50 0 1 1", "PRESET 0x50 a 1 1",
+                "PRESET 0x50 0 1", "PRESET 0x5 0 1 1", "PRESET 0x1234 0 1 1", "PRESET 500 0 1 1",
+                "PRESET x50 0 1 1", "PRESET 0x50 a 1 1",
                 "PRESET 0x50 0 12345678901 0", "RESET all", "RESET config 0x50", "SET name",
                 "RESET totals 0x50 0 9"):
         lines = r.send(cmd + "\n")
@@ -133,6 +135,23 @@ def test_bad_arguments_do_not_mutate():
     # the node's own validation: ValueError message passed through
     assert r.send("PRESET 0x52 0 1 1\n") == ["ERR 400 no such channel"]
     assert r.send("SET nope 1\n") == ["ERR 400 unknown key nope"]
+
+
+def test_module_argument_forms():
+    # hex address, decimal address, or the module's position in INFO
+    r = Rig()
+    r.login()
+    assert r.send("PRESET 0X50 0 1 2\n") == ["OK"]
+    assert r.node.mut[-1] == ("preset", "0x50", 0, 1000000, 2000000)
+    assert r.send("PRESET 80 1 3 4\n") == ["OK"]
+    assert r.node.mut[-1] == ("preset", "0x50", 1, 3000000, 4000000)
+    addrs = [m["addr"] for m in r.node.info()["modules"]]
+    assert r.send("PRESET 1 0 5 6\n") == ["OK"]
+    assert r.node.mut[-1] == ("preset", addrs[1], 0, 5000000, 6000000)
+    assert r.send("PRESET 7 0 5 6\n") == ["ERR 404 no module #7"]
+    assert r.send("read 0\n")[0].startswith("CH module=%s ch=0 " % addrs[0])
+    assert r.send("RESET TOTALS 80 1\n") == ["OK"]
+    assert r.node.mut[-1] == ("reset", "totals", "0x50", 1)
 
 
 def test_wrong_answers_rate_limited():
