@@ -40,17 +40,6 @@ def truth_mwh(ch, intervals, profile=PROFILE):
     return imp / MWMS, exp / MWMS
 
 
-def pmax_mw(ch, a, b, profile=PROFILE):
-    # largest |P| of the profile on [a, b] (held steps, so check change points)
-    m = abs(profile.value_mw(ch, a))
-    t = a
-    while True:
-        t = profile.next_change(t)
-        if t is None or t >= b:
-            return m
-        m = max(m, abs(profile.value_mw(ch, t)))
-
-
 @pytest.fixture(scope="module")
 def done_node(tmp_path_factory):
     """One node, 120 virtual s, then frozen: every console command on it."""
@@ -110,7 +99,7 @@ def test_read_matches_simulator_truth(done_node):
         imp, exp = truth_mwh(ch, [(done_node.ready, done_node.done)])
         if rec["module"] == "0x51":
             imp = exp = 0          # I-variants measure no power (P reads 0.0)
-        tol = pmax_mw(ch, 0, done_node.done) * 2 * WINDOW / MWMS + 1
+        tol = PROFILE.max_abs_mw(ch, 0, done_node.done) * 2 * WINDOW / MWMS + 1
         assert abs(rec["import_mwh"] - imp) <= tol, (rec, imp, tol)
         assert abs(rec["export_mwh"] - exp) <= tol, (rec, exp, tol)
         assert rec["gap_ms"] == 0
@@ -251,7 +240,7 @@ def test_power_cut_and_restart_recovers_totals(tmp_path):
     for rec in chans:
         ch = rec["ch"]
         imp, _ = truth_mwh(ch, [(0, cut), (r2, done)])
-        p = pmax_mw(ch, 0, done)
+        p = PROFILE.max_abs_mw(ch, 0, done)
         lo = imp - _loss_bound_mwh(p) - 2 * p * 2 * WINDOW / MWMS - 1
         hi = imp + 2 * p * 2 * WINDOW / MWMS + 1
         assert lo <= rec["import_mwh"] <= hi, (rec, imp, lo, hi)
@@ -275,7 +264,7 @@ def test_cut_at_flash_op_keeps_a_valid_journal(tmp_path, k):
     assert st["fs"] == "ok", st
     rec = chans[0]
     imp, _ = truth_mwh(0, [(0, 300000), (300000, t), (r3, done)])
-    p = pmax_mw(0, 0, done)
+    p = PROFILE.max_abs_mw(0, 0, done)
     assert imp - 2 * _loss_bound_mwh(p) - 3 * p * 2 * WINDOW / MWMS - 1 <= rec["import_mwh"] <= imp + 1 + \
         3 * p * 2 * WINDOW / MWMS, (rec, imp)
 
@@ -313,12 +302,13 @@ def test_safe_mode_flag_and_pin(tmp_path):
 def test_boot_py_safe_pin_skips_main(tmp_path):
     # boot.py + main.py as the board runs them, with the safe pin held
     import subprocess
-    from launch import env, MICROPYTHON
+    from launch import MICROPYTHON
+    from rbmeter.sim import node_env
     code = ("import machine; machine.attach(pins={0: 0})\n"
             "exec(open('boot.py').read())\n"
             "exec(open('main.py').read())\n"
             "print('main returned')\n")
-    r = subprocess.run([MICROPYTHON, "-c", code], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=30)
+    r = subprocess.run([MICROPYTHON, "-c", code], cwd=ROOT, env=node_env(), capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "safe mode (pin 0 held)" in r.stdout and "main returned" in r.stdout
 
@@ -339,7 +329,7 @@ def test_real_time_asyncio_runner(tmp_path):
         n.stop()
     assert 40000 <= done < 40500 and wall < 10
     imp, _ = truth_mwh(0, [(r, done)])
-    p = pmax_mw(0, 0, done)
+    p = PROFILE.max_abs_mw(0, 0, done)
     # scheduling jitter at x20: allow a few windows
     assert abs(rec["import_mwh"] - imp) <= 5 * p * WINDOW / MWMS + 1, (rec, imp)
     assert st["windows"] >= 180 and st["task_errors"] == 0

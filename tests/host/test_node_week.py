@@ -24,31 +24,6 @@ FAULT_RATE = 0.03
 CUTS = [(int(1.3 * DAY), None, 20000), (int(3.7 * DAY), 40, 0), (int(5.2 * DAY) + 777, None, 180000)]
 
 
-def _change_sum_mw(profile, ch, a, b):
-    # sum of |step| of the held profile on [a, b]: each step can be
-    # attributed to the wrong window once
-    s = 0
-    t = a
-    prev = profile.value_mw(ch, a)
-    while True:
-        t = profile.next_change(t)
-        if t is None or t >= b:
-            return s
-        v = profile.value_mw(ch, t)
-        s += abs(v - prev)
-        prev = v
-
-
-def _pmax(profile, ch, a, b):
-    m = abs(profile.value_mw(ch, a))
-    t = a
-    while True:
-        t = profile.next_change(t)
-        if t is None or t >= b:
-            return m
-        m = max(m, abs(profile.value_mw(ch, t)))
-
-
 def test_week_with_faults_and_power_cuts(tmp_path):
     d = str(tmp_path)
     common = ["--virtual", "--duration", str(WEEK_S), "--window-ms", str(WINDOW), "--store-ms", str(STORE_MS),
@@ -107,13 +82,13 @@ def test_week_with_faults_and_power_cuts(tmp_path):
             exp += e
         imp /= MWMS
         exp /= MWMS
-        p = _pmax(prof, ch, 0, done)
+        p = prof.max_abs_mw(ch, 0, done)
         # documented bounds: per power cut the store's loss bound
         # (max(threshold, P x min interval) + one store tick), per boot the
         # first window (no interval yet), per profile step one window
         # attributed to the wrong side, per I/O fault one bridged window
         cut_loss = len(CUTS) * (max(1000, p * 5000 // MWMS) + p * STORE_MS // MWMS)
-        edge = (boots * 2 * WINDOW * p + WINDOW * _change_sum_mw(prof, ch, 0, done)) / MWMS
+        edge = (boots * 2 * WINDOW * p + WINDOW * prof.step_sum_mw(ch, 0, done)) / MWMS
         faults = st["io_errors"] * WINDOW * p / MWMS
         lo = imp - cut_loss - edge - faults - 1
         hi = imp + edge + faults + 1

@@ -64,18 +64,9 @@ def _mixed_profile(seed=7, rows=40, step_s=15):
     return Profile.from_csv("\n".join(lines))
 
 
-@pytest.mark.parametrize("faults", [Faults(seed=3), Faults(seed=4, nack_rate=0.05, eio_rate=0.01)],
-                         ids=["clean", "nacks"])
-def test_seed_bidirectional_example(monkeypatch, faults):
-    clock = VirtualClock(start_ms=0)
-    prof = _mixed_profile()
-    mod = Module(addr=0x50, variant="UI1", version=0x03, profile=prof, seed=1)
-    bus = Bus([mod], clock=clock, faults=faults, freq=50_000)
-    clock.advance(500)
-    dev = RbAmp(bus, 0x50, delay_ms=clock.sleep_ms, ticks=_Ticks(clock))
-    dev.begin()
-
-    n_iter = 3000                                  # 600 s of virtual time
+def run_seed_loop(monkeypatch, clock, dev, n_iter):
+    """Run the example unchanged for n_iter sleeps: time.sleep advances the
+    simulator's virtual clock and time.monotonic reads it. Returns its totals."""
     state = {"n": 0}
 
     def fake_sleep(s):
@@ -87,9 +78,24 @@ def test_seed_bidirectional_example(monkeypatch, faults):
     monkeypatch.setattr(time, "sleep", fake_sleep)
     monkeypatch.setattr(time, "monotonic", lambda: clock.now_ms() / 1000.0)
     out = {}
-    t0 = clock.now_ms()
     with pytest.raises(_Stop):
         bidirectional_loop(dev, out)
+    return out
+
+
+@pytest.mark.parametrize("faults", [Faults(seed=3), Faults(seed=4, nack_rate=0.05, eio_rate=0.01)],
+                         ids=["clean", "nacks"])
+def test_seed_bidirectional_example(monkeypatch, faults):
+    clock = VirtualClock(start_ms=0)
+    prof = _mixed_profile()
+    mod = Module(addr=0x50, variant="UI1", version=0x03, profile=prof, seed=1)
+    bus = Bus([mod], clock=clock, faults=faults, freq=50_000)
+    clock.advance(500)
+    dev = RbAmp(bus, 0x50, delay_ms=clock.sleep_ms, ticks=_Ticks(clock))
+    dev.begin()
+
+    t0 = clock.now_ms()
+    out = run_seed_loop(monkeypatch, clock, dev, 3000)      # 600 s of virtual time
     t1 = int(round(out["t_last"] * 1000))
     imp, exp = prof.energy_mwms(0, t0, t1)
     true_imp = imp / 3.6e9
@@ -112,20 +118,8 @@ def test_seed_example_on_the_solar_day(monkeypatch):
     clock.advance(500)
     dev = RbAmp(bus, 0x50, delay_ms=clock.sleep_ms, ticks=_Ticks(clock))
     dev.begin()
-    state = {"n": 0}
-
-    def fake_sleep(s):
-        if state["n"] >= 18000:
-            raise _Stop()
-        state["n"] += 1
-        clock.advance(int(round(s * 1000)))
-
-    monkeypatch.setattr(time, "sleep", fake_sleep)
-    monkeypatch.setattr(time, "monotonic", lambda: clock.now_ms() / 1000.0)
-    out = {}
     t0 = clock.now_ms()
-    with pytest.raises(_Stop):
-        bidirectional_loop(dev, out)
+    out = run_seed_loop(monkeypatch, clock, dev, 18000)
     imp, exp = prof.energy_mwms(0, t0, int(round(out["t_last"] * 1000)))
     assert imp > 0 and exp > 0
     assert abs(out["consume_wh"] - imp / 3.6e9) <= 0.02 * imp / 3.6e9, (out, imp / 3.6e9)

@@ -86,20 +86,8 @@ class SimRun:
     def latency_bound(self, ch, delta_ms):
         """sum |row step| * delta over the run: what holding a window's power
         up to delta_ms past its commit can cost (0 with DRDY anchors)."""
-        p = self.prof
-        m = self.s.mods[self.i]
-        b = self.abs_of(m.t_last)
-        tot = 0
-        t = self.a
-        prev = p.value_mw(ch, t)
-        while True:
-            t = p.next_change(t)
-            if t > b:
-                break
-            v = p.value_mw(ch, t)
-            tot += abs(v - prev)
-            prev = v
-        return tot * delta_ms
+        b = self.abs_of(self.s.mods[self.i].t_last)
+        return self.prof.step_sum_mw(ch, self.a, b + 1) * delta_ms   # steps at t <= b
 
     def check_bounds(self, ch, delta_ms):
         ours, truth, wres = self.result(ch)

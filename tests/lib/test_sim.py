@@ -364,3 +364,17 @@ def test_wire_time_accounting_and_optional_clock_advance():
         bus.readfrom_mem(A, 0x70, 78)           # 7.32 ms each
     assert clock.now_ms() == 120 + 73            # 73.2 ms, remainder carried
     assert bus._us_rem == 200
+
+
+def test_profile_max_abs_and_step_sum():
+    # steps at 10 s (+500 -> -1200) and 20 s (-1200 -> +300), held between rows
+    prof = Profile.from_csv("t_s,p0_w\n0,500\n10,-1200\n20,300\n")
+    assert prof.max_abs_mw(0, 0, 10000) == 500000            # end exclusive: the 10 s step is out
+    assert prof.max_abs_mw(0, 0, 10001) == 1200000
+    assert prof.max_abs_mw(0, 15000, 60000) == 1200000        # the value holding at the start counts
+    assert prof.max_abs_mw(0, 20000, 60000) == 300000
+    assert prof.step_sum_mw(0, 0, 10000) == 0                 # change points in (t0, t1)
+    assert prof.step_sum_mw(0, 0, 10001) == 1700000
+    assert prof.step_sum_mw(0, 0, 60000) == 1700000 + 1500000
+    assert prof.step_sum_mw(0, 10000, 60000) == 1500000       # a step exactly at t0 is not counted
+    assert prof.step_sum_mw(1, 0, 60000) == 0                  # channel not in the profile

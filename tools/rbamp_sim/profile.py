@@ -268,6 +268,29 @@ class Profile:
             return (n + 1) * self.period_ms + ts[0]
         return INF
 
+    def max_abs_mw(self, ch, t0_ms, t1_ms):
+        """Largest |P| in mW of channel ch on [t0, t1) (values are held
+        between rows, so only the change points need looking at)."""
+        m = abs(self.value_mw(ch, t0_ms))
+        t = self.next_change(t0_ms)
+        while t < t1_ms:
+            m = max(m, abs(self.value_mw(ch, t)))
+            t = self.next_change(t)
+        return m
+
+    def step_sum_mw(self, ch, t0_ms, t1_ms):
+        """Sum of |P steps| in mW of channel ch at change points in (t0, t1):
+        what holding a window's power past a step can mis-attribute."""
+        s = 0
+        prev = self.value_mw(ch, t0_ms)
+        t = self.next_change(t0_ms)
+        while t < t1_ms:
+            v = self.value_mw(ch, t)
+            s += abs(v - prev)
+            prev = v
+            t = self.next_change(t)
+        return s
+
     def row_span(self, t):
         """(start, end, p0, p1, p2, u) of the constant row holding at t, in
         absolute ms (end exclusive, INF if it never ends); missing channels 0."""
