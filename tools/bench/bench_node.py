@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tools", "simboard"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from launch import SimNode, MICROPYTHON, SIMNODE, env   # noqa: E402
+from launch import SimNode, MICROPYTHON, SIMNODE   # noqa: E402
+from rbmeter.sim import node_env   # noqa: E402
 
 
 def _cpu():
@@ -38,7 +39,7 @@ def run_virtual(hours, window_ms=200, heap="2M", extra=(), console_ms=10000, tim
                 "--store-ms", "1000" if window_ms <= 200 else "5000", "--console-ms", str(console_ms)] + list(extra)
         c0 = _cpu()
         t0 = time.monotonic()
-        r = subprocess.run(argv, env=env(), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        r = subprocess.run(argv, env=node_env(), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=timeout)
         wall = time.monotonic() - t0
         cpu = _cpu() - c0

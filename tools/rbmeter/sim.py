@@ -74,6 +74,37 @@ class SimOptions:
             setattr(self, k, v)
 
 
+def node_env():
+    """Environment for simnode.py on the unix port (also used by the tests'
+    launcher, tools/simboard/launch.py)."""
+    env = dict(os.environ)
+    # ".frozen" first: MICROPYPATH replaces the default path, and asyncio
+    # (used in real-time mode) is frozen into the unix port
+    env["MICROPYPATH"] = os.pathsep.join([".frozen", os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"),
+                                          os.path.join(ROOT, "tools", "simboard")])
+    return env
+
+
+def stop_node(proc, timeout):
+    """stdin EOF ends a simnode (no extra save), then SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    try:
+        if proc.stdin:
+            proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def parse_modules(text):
     """"0x50:UI2,0x51:I3" -> [("0x50", "UI2"), ("0x51", "I3")] (normalized)."""
     out = []
@@ -220,21 +251,7 @@ class NodeProc:
 
     def stop(self, timeout=5.0):
         """stdin EOF ends the node (no extra save), then SIGTERM, then SIGKILL."""
-        if self.proc.poll() is None:
-            try:
-                if self.proc.stdin:
-                    self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(2)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+        stop_node(self.proc, timeout)
         self._t.join(2)
         try:
             self._err.close()
@@ -324,14 +341,6 @@ class Sim:
                 a += ["--cut-at-flash-op", str(cut[1])]
         return a
 
-    def _env(self):
-        env = dict(os.environ)
-        # ".frozen" first: MICROPYPATH replaces the default path, and asyncio
-        # (used in real-time mode) is frozen into the unix port
-        env["MICROPYPATH"] = os.pathsep.join([".frozen", os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"),
-                                              os.path.join(ROOT, "tools", "simboard")])
-        return env
-
     def _boot(self):
         cut = self.plan.next_for(self.boot_start_ms, self.end_ms) if self.end_ms is not None else None
         self._armed = cut
@@ -340,7 +349,7 @@ class Sim:
         self.log("boot %d at t=%d ms%s" % (self.boots, self.boot_start_ms,
                                            "" if cut is None else " (cut armed at t=%d ms%s)"
                                            % (cut[0], "" if cut[1] is None else ", flash op %d" % cut[1])))
-        self.node = NodeProc(argv, self._env(), os.path.join(self.logdir, "boot%d.stderr" % self.boots))
+        self.node = NodeProc(argv, node_env(), os.path.join(self.logdir, "boot%d.stderr" % self.boots))
         self.state_name = "booting"
         self._boot_deadline = time.monotonic() + self.o.boot_timeout_s
 

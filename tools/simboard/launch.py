@@ -14,16 +14,11 @@ if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
 
 from rbmeter.ptybridge import PtyBridge   # noqa: E402
+from rbmeter.sim import node_env, stop_node   # noqa: E402
 
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 SIMNODE = os.path.join(ROOT, "tools", "simboard", "simnode.py")
 CUT_RC = 99
-
-
-def env():
-    e = dict(os.environ)
-    e["MICROPYPATH"] = os.pathsep.join(os.path.join(ROOT, p) for p in ("lib", "tools", "tools/simboard"))
-    return e
 
 
 class SimNode:
@@ -34,7 +29,7 @@ class SimNode:
         self.bridge = bridge or PtyBridge()
         self.argv = [MICROPYTHON, "-X", "heapsize=" + heap, SIMNODE, "--tty", self.bridge.node_path,
                      "--state", state] + list(args)
-        self.proc = subprocess.Popen(self.argv, env=env(), cwd=ROOT, stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.argv, env=node_env(), cwd=ROOT, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.events = queue.Queue()
         self.lines = []
@@ -100,16 +95,7 @@ class SimNode:
         if self.ser is not None:
             self.ser.close()
             self.ser = None
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_node(self.proc, timeout)
         if self.own_bridge:
             self.bridge.close()
         return self.proc.returncode
