@@ -347,7 +347,9 @@ class Node:
                 "voltage_hw": bool(d.has_voltage_hw) if d else False,
                 "fw": _fw_str(d.version) if d else "",
                 "fw_version": d.version if d else 0, "tier": d.tier_name.lower() if d else "",
-                "read_mode": d.read_mode if d else "", "mode": "", "ok": m.ok})
+                "read_mode": d.read_mode if d else "", "mode": "", "ok": m.ok,
+                # module identity for hosts (a replaced module is a new meter)
+                "uid": "".join("%02x" % b for b in d.uid) if d is not None and d.uid else ""})
         return {"fw": VERSION, "node_id": self.node_id(), "uptime_s": self.uptime_s(), "modules": mods}
 
     def channels(self):

@@ -15,34 +15,41 @@ except ImportError:  # CPython
 LIVE_MIN_MS = const(200)
 LIVE_MAX_MS = const(60_000)
 LIVE_DEFAULT_MS = const(1_000)
+LIVE_LINE_BYTES = const(120)     # worst LIVE line (JSON, u/i/pf, seal, CR LF)
+LIVE_SHARE = const(2)            # LIVE may use at most 1/LIVE_SHARE of the line
 IEC_IDENT_MS = const(200)        # reaction time before the identification line
 IEC_ACK_WAIT_MS = const(1_500)   # no option select by then: send the block anyway
 IEC_DELAY_MS = const(1_000)      # ACK -> data block (the PyPI client reopens its port ~0.75 s after ACK)
+MUT_RESERVE = const(256)         # TX room a mutating command needs before it runs
+MAX_LATE = const(8)              # held-back (failed AUTH) replies
 
 _IEC_IDLE = const(0)
 _IEC_IDENT = const(1)
 _IEC_ACK = const(2)
 _IEC_BLOCK = const(3)
 
-# name, arguments, help, needs auth
+# name, arguments, help, needs a signature
 _CMDS = (
     ("HELP", "[cmd]", "list commands, or help on one", 0),
     ("INFO", "", "node firmware, id, uptime; per module: addr, variant, channels, voltage hw, fw, tier, read mode", 0),
     ("READ", "[module [ch]]", "totals per channel: import/export/net kWh (exact, 6 decimals), gap, live power", 0),
     ("TOTALS", "[module [ch]]", "same as READ", 0),
-    ("LIVE", "[ms|OFF]", "stream LIVE lines every ms (200..60000, default 1000); OFF stops", 0),
-    ("STATUS", "", "faults, gap/error counters, last save, loss bound, fs health, heap, auth counters", 0),
-    ("SAVE", "", "persist totals now", 0),
+    ("LIVE", "[ms|OFF]", "stream LIVE lines every ms (min scales with channels and baud, max 60000, default 1000); OFF stops", 0),
+    ("STATUS", "", "faults, gap/error counters, last save, loss bound, fs health, heap, auth and TX counters", 0),
     ("ECHO", "ON|OFF", "echo typed characters (for terminals without local echo)", 0),
     ("JSON", "ON|OFF", "machine mode: one JSON object per line, each sealed with *CRC16 (CCITT-FALSE, hex)", 0),
     ("CONFIG", "[key]", "show configuration", 0),
-    ("AUTH", "[hmac]", "AUTH -> NONCE <hex>; then AUTH <hex HMAC-SHA256(secret, nonce hex)> opens a session", 0),
+    ("AUDIT", "[n]", "last n audit records (default 10)", 0),
+    ("AUTH", "[nonce hmac]", "AUTH -> NONCE; AUTH <nonce> <hex HMAC-SHA256(secret, auth/1|id|nonce)> opens a session", 0),
     ("LOGOUT", "", "end the authenticated session", 0),
-    ("SET", "<key> <value>", "change a config value (auth)", 1),
-    ("PRESET", "<module> <ch> <import_kwh> <export_kwh>", "set the totals of one channel, exact decimals (auth)", 1),
-    ("RESET", "TOTALS|COUNTERS|CONFIG [module [ch]]", "reset totals, counters or config (auth)", 1),
-    ("REBOOT", "", "restart the node (auth)", 1),
+    ("SAVE", "", "commit unsaved energy now (signed)", 1),
+    ("SET", "<key> <value>", "change a config value (signed)", 1),
+    ("PRESET", "<module> <ch> <import_kwh> <export_kwh>", "set the totals of one channel, exact decimals (signed)", 1),
+    ("RESET", "TOTALS|COUNTERS|CONFIG [module [ch]]", "reset totals, counters or config (signed)", 1),
+    ("REBOOT", "", "restart the node (signed)", 1),
+    ("KEY", "<hex>", "new secret XOR key/1 keystream (signed)", 1),
 )
+SIGNED_HELP = "mutating commands are sent as '<command line> @<n> <tag>' (docs/protocol.md)"
 
 
 class ProtoError(Exception):
@@ -161,9 +168,14 @@ def _uint(s, what, lo, hi):
 
 class Engine:
     def __init__(self, node, write, clock, urandom, max_line=128,
-                 iec_mfr="RBM", iec_baud="5"):
+                 iec_mfr="RBM", iec_baud="5", room=None, baud=115200):
+        """write(bytes): the transport's writer (must not raise). room():
+        free bytes in the transport's TX queue (None: unbounded, e.g. tests).
+        baud: line speed in bit/s, for the LIVE minimum period."""
         self.node = node
         self._write = write
+        self._room = room
+        self.baud = baud
         self.clock = clock
         self.auth = _auth.Auth(clock, urandom)
         self.reader = LineReader(max_line)
@@ -178,11 +190,18 @@ class Engine:
         self._iec = _IEC_IDLE
         self._iec_t = 0
         self._now = 0
+        self._stage = None       # reply being built (list of bytes) while a line runs
+        self._hold = False       # this reply is held back FAIL_DELAY_MS
+        self._late = []          # [due ticks, [bytes...]] held-back replies
+        self._sig_n = 0          # counter of the signed command now running
+        self._adetail = None     # audit text of the mutating command now running
         # counters for STATUS
         self.rx_errors = 0       # garbage/overlong/bad checksum lines
-        self.refused = 0         # mutating commands without auth
+        self.refused = 0         # mutating commands without a valid signature
         self.write_errors = 0
-        self.mutations = 0       # mutating calls forwarded to the node
+        self.busy = 0            # replies refused with ERR 503 (TX queue full)
+        self.live_skipped = 0    # LIVE batches not sent for lack of TX room
+        self.mutations = 0       # signed mutating commands that ran
 
     # ---------------------------------------------------------------- I/O
     @property
@@ -221,29 +240,76 @@ class Engine:
             self._out(bytes(out))
 
     def _guarded(self, line):
+        """One input line -> one reply, staged and then queued whole (or
+        replaced by ERR 503 when the TX queue cannot take it)."""
+        self._stage = []
+        self._hold = False
         try:
-            self._on_line(line)
-        except Exception:           # last resort: keep the reply framed, never crash
-            self._err(500, "internal error")
+            try:
+                self._on_line(line)
+            except Exception:       # last resort: keep the reply framed, never crash
+                self._err(500, "internal error")
+        finally:
+            self._flush_reply()
+
+    def _flush_reply(self):
+        st = self._stage
+        self._stage = None
+        if not st:
+            return
+        if self._hold and len(self._late) < MAX_LATE:
+            self._late.append([self.clock.ticks_add(self._now, _auth.FAIL_DELAY_MS), st])
+            return
+        if self._hold or not self._fits(st):
+            self.busy += 1
+            self._err(503, "busy")
+            return
+        for b in st:
+            self._out(b)
+
+    def _fits(self, lines):
+        if self._room is None:
+            return True
+        n = 0
+        for b in lines:
+            n += len(b)
+        return n <= self._room()
+
+    def room(self):
+        return 1 << 30 if self._room is None else self._room()
 
     def reset(self, now):
-        """Transport (re)connected: partial line, LIVE, JSON mode, session and
-        pending IEC output are dropped; the AUTH lockout is kept."""
+        """Transport (re)connected, UART break or BLE disconnect: partial line,
+        LIVE, JSON/ECHO mode, session, open challenges, held replies and
+        pending IEC output are dropped."""
         self._now = now
         self.reader.reset()
         self.live_ms = 0
         self.json = False
         self.echo = False
         self._iec = _IEC_IDLE
+        self._late = []
         if self.auth.session:
             self._event("logout", "reset")
-        self.auth.logout()
+        self.auth.reset()
 
     def poll(self, now):
         """Runs due timed output; returns ms until the next timed action or None."""
         self._now = now
         ticks_diff = self.clock.ticks_diff
         wait = None
+        if self._late:
+            keep = []
+            for e in self._late:
+                left = ticks_diff(e[0], now)
+                if left <= 0:
+                    for b in e[1]:
+                        self._out(b)
+                else:
+                    keep.append(e)
+                    if wait is None or left < wait:
+                        wait = left
+            self._late = keep
         if self._iec != _IEC_IDLE:
             left = ticks_diff(self._iec_t, now)
             if left <= 0:
@@ -254,7 +320,9 @@ class Engine:
                 if self._iec != _IEC_IDLE:
                     left = ticks_diff(self._iec_t, now)
             if self._iec != _IEC_IDLE:
-                wait = left if left > 0 else 0
+                left = left if left > 0 else 0
+                if wait is None or left < wait:
+                    wait = left
         if self.live_ms:
             left = ticks_diff(self._live_next, now)
             if left <= 0:
@@ -274,10 +342,27 @@ class Engine:
         return wait
 
     def _out(self, b):
+        if self._stage is not None:
+            self._stage.append(b)
+            return
         try:
             self._write(b)
         except Exception:
             self.write_errors += 1
+
+    def _batch(self, fn):
+        """Timed output (LIVE, IEC) built whole, queued only if it fits."""
+        self._stage = []
+        try:
+            fn()
+        finally:
+            st = self._stage
+            self._stage = None
+        if not self._fits(st):
+            return False
+        for b in st:
+            self._out(b)
+        return True
 
     def _line(self, s):
         b = s.encode()
@@ -349,7 +434,7 @@ class Engine:
             self._iec_request(addr, now)
             return
         for b in line:
-            if b < 32 and b != 9 or b > 126:
+            if b < 32 and b != 9 or b > 126:      # NUL, CR/LF fragments, ESC, UTF-8...
                 self.rx_errors += 1
                 self._err(400, "bad character")
                 return
@@ -365,6 +450,9 @@ class Engine:
         self._command(line.decode(), now)
 
     def _command(self, text, now):
+        sig = _auth.split_signed(text)
+        if sig is not None:
+            text = sig[0]
         parts = text.split()
         if not parts:
             return
@@ -378,24 +466,51 @@ class Engine:
             self.rx_errors += 1
             self._err(404, "unknown command, try HELP")
             return
-        authed = self.auth.active(now)
-        if authed:
-            self.auth.touch(now)
-        if spec[3] and not authed:
+        self._sig_n = 0
+        if sig is not None:
+            if not self.auth.verify(sig[0], sig[1], sig[2], now):
+                self.refused += 1
+                self._event("refused", name + " bad signature")
+                self._err(401, "bad signature")
+                return
+            self._sig_n = sig[1]
+        elif spec[3]:
             self.refused += 1
             self._event("refused", name)
             self._err(401, "auth required")
             return
+        if spec[3] and self.room() < MUT_RESERVE:
+            self.busy += 1                  # nothing runs that could not be answered
+            self._err(503, "busy")
+            return
+        self._adetail = None
+        code = 0
         try:
             getattr(self, "_c_" + name.lower())(parts, text)
         except ProtoError as e:
-            self._err(e.args[0], e.args[1])
+            code = e.args[0]
+            self._err(code, e.args[1])
         except ValueError as e:
-            self._err(400, str(e) or "bad value")
+            code = 400
+            self._err(code, str(e) or "bad value")
         except OSError as e:
-            self._err(500, ("io error " + " ".join([str(a) for a in e.args])).strip())
+            code = 500
+            self._err(code, ("io error " + " ".join([str(a) for a in e.args])).strip())
         except Exception:
-            self._err(500, "internal error")
+            code = 500
+            self._err(code, "internal error")
+        self._done(code)
+
+    def _done(self, code):
+        """Audit record of a mutating command, written after it ran: the
+        command (secrets masked) and whether it was applied."""
+        d = self._adetail
+        if d is None:
+            return
+        self._adetail = None
+        if not code:
+            self.mutations += 1
+        self._event("cmd", d + (" -> ok" if not code else " -> failed %d" % code))
 
     # ------------------------------------------------------------ commands
     def _c_help(self, parts, text):
@@ -425,6 +540,8 @@ class Engine:
             pr = [(k, m.get(k)) for k in (
                 "addr", "variant", "channels", "voltage_hw", "fw", "fw_version",
                 "tier", "read_mode", "mode")]
+            if m.get("uid"):
+                pr.append(("uid", m.get("uid")))   # hex; only when the node knows it
             pr.append(("online", m.get("ok")))   # "ok" is reserved for status lines
             self._rec("module", pr)
         self._ok()
@@ -468,6 +585,15 @@ class Engine:
     def _module_addrs(self):
         return [m.get("addr") for m in self.node.info().get("modules", [])]
 
+    def live_min_ms(self, nch):
+        """Shortest LIVE period: one batch (nch lines of at most LIVE_LINE_BYTES,
+        10 bits per byte on the wire) may use 1/LIVE_SHARE of the line."""
+        baud = self.baud if self.baud else 115200
+        ms = (nch * LIVE_LINE_BYTES * 10 * 1000 * LIVE_SHARE + baud - 1) // baud
+        if ms < LIVE_MIN_MS:
+            ms = LIVE_MIN_MS
+        return ms if ms < LIVE_MAX_MS else LIVE_MAX_MS
+
     def _c_live(self, parts, text):
         if len(parts) > 2:
             raise ProtoError(400, "usage: LIVE [ms|OFF]")
@@ -477,39 +603,50 @@ class Engine:
             return
         ms = LIVE_DEFAULT_MS
         if len(parts) == 2:
-            ms = _uint(parts[1], "period (200..60000 ms)", LIVE_MIN_MS, LIVE_MAX_MS)
+            ms = _uint(parts[1], "period (ms, max 60000)", 1, LIVE_MAX_MS)
+        lo = self.live_min_ms(len(self.node.channels()))
+        if ms < lo:
+            ms = lo                      # clamped: the reply says what applies
         self.live_ms = ms
         self._live_next = self._now      # first LIVE lines at the next poll
-        self._ok()
+        self._ok("live_ms=%d" % ms)
 
     def _live_tick(self):
         try:
             chans = self.node.channels()
         except Exception:
             return
-        for c in chans:
-            p = c.get("p_mw")
-            pr = [("module", c.get("module")), ("ch", c.get("ch"))]
-            if self.json:
-                pr.append(("p_mw", p))
-            else:
-                pr.append(("p_w", None if p is None else _num.fmt_fixed(p, 3)))
-            for k in ("u_v", "i_a", "pf"):
-                if c.get(k) is not None:
-                    pr.append((k, c.get(k)))
-            self._rec("live", pr)
+
+        def lines():
+            for c in chans:
+                p = c.get("p_mw")
+                pr = [("module", c.get("module")), ("ch", c.get("ch"))]
+                if self.json:
+                    pr.append(("p_mw", p))
+                else:
+                    pr.append(("p_w", None if p is None else _num.fmt_fixed(p, 3)))
+                for k in ("u_v", "i_a", "pf"):
+                    if c.get(k) is not None:
+                        pr.append((k, c.get(k)))
+                self._rec("live", pr)
+        if not self._batch(lines):
+            self.live_skipped += 1       # a slow reader loses LIVE batches, never replies
 
     def _c_status(self, parts, text):
         st = self.node.status()
         a = self.auth
         pr = [(k, st[k]) for k in sorted(st)]
-        pr += [("auth_fail", a.fail_total), ("auth_locked_s", (a.locked_ms(self._now) + 999) // 1000),
-               ("refused", self.refused), ("rx_errors", self.rx_errors),
+        pr += [("auth_fail", a.fail_total), ("auth_open", a.open_challenges(self._now)),
+               ("refused", self.refused), ("rx_errors", self.rx_errors), ("busy", self.busy),
+               ("live_skipped", self.live_skipped),
                ("session", a.active(self._now)), ("live_ms", self.live_ms)]
         self._rec("status", pr, 4)
         self._ok()
 
     def _c_save(self, parts, text):
+        if len(parts) != 1:
+            raise ProtoError(400, "usage: SAVE")
+        self._adetail = "SAVE"
         r = self.node.save()
         self._ok(r if isinstance(r, str) else None)
 
@@ -537,43 +674,53 @@ class Engine:
                 self._rec("config", [(k, cfg[k])])
         self._ok()
 
+    def _c_audit(self, parts, text):
+        if len(parts) > 2:
+            raise ProtoError(400, "usage: AUDIT [n]")
+        n = _uint(parts[1], "count", 1, 64) if len(parts) == 2 else 10
+        fn = getattr(self.node, "audit", None)
+        if fn is None:
+            raise ProtoError(501, "no audit log")
+        for r in fn(n):
+            self._rec("audit", [("seq", r[0]), ("uptime_s", r[1]), ("kind", r[2]), ("detail", r[3])])
+        self._ok()
+
+    def _node_id(self):
+        try:
+            return self.node.node_id()
+        except Exception:
+            return ""
+
     def _c_auth(self, parts, text):
         a = self.auth
         now = self._now
-        if len(parts) > 2:
-            raise ProtoError(400, "usage: AUTH [hmac]")
         secret = self.node.secret()
         if not secret:
             raise ProtoError(403, "no secret provisioned")
-        left = a.locked_ms(now)
-        if left:
-            raise ProtoError(429, "locked, retry in %d s" % ((left + 999) // 1000))
         if len(parts) == 1:
             n = a.challenge(now)
-            self._rec("nonce", [("nonce", n.decode() if n else "-")])
+            self._rec("nonce", [("nonce", _auth.hexs(n))])
             self._ok()
             return
-        r = a.answer(secret, parts[1], now)
+        self._hold = True                # every failed answer is answered ~100 ms later
+        if len(parts) != 3:
+            raise ProtoError(400, "usage: AUTH, then AUTH <nonce> <hmac>")
+        r = a.answer(secret, self._node_id(), parts[1], parts[2], now)
         if r == _auth.OK:
+            self._hold = False
             self._event("auth_ok", "")
             self._ok("authenticated")
         elif r == _auth.NO_CHALLENGE:
-            raise ProtoError(409, "no open challenge, send AUTH first")
+            raise ProtoError(409, "no such open challenge, send AUTH first")
         else:
-            self._event("auth_fail", "fails=%d" % a.fails)
-            if a.fails >= 3:
-                self._event("auth_lock", "%d ms" % _auth.lock_ms(a.fails))
-            raise ProtoError(403, "auth failed, retry in %d s" % ((_auth.lock_ms(a.fails) + 999) // 1000))
+            self._event("auth_fail", "")
+            raise ProtoError(403, "auth failed")
 
     def _c_logout(self, parts, text):
         if self.auth.session:
             self._event("logout", "cmd")
         self.auth.logout()
         self._ok()
-
-    def _audit(self, text):
-        self.mutations += 1
-        self._event("cmd", text)
 
     def _c_set(self, parts, text):
         p = text.split(None, 2)
@@ -585,7 +732,7 @@ class Engine:
         for w in ("secret", "key", "pass", "token"):
             if w in key:
                 masked = "***"
-        self._audit("SET " + key + " " + masked)
+        self._adetail = "SET " + key + " " + masked
         r = self.node.set(key, val)
         self._ok(r if isinstance(r, str) else None)
 
@@ -602,7 +749,7 @@ class Engine:
         lim = 1_000_000_000 * 1_000_000
         if imp > lim or exp > lim:
             raise ProtoError(400, "kwh: number too large")
-        self._audit("PRESET %s %d %s %s" % (mod, ch, _num.fmt_kwh(imp), _num.fmt_kwh(exp)))
+        self._adetail = "PRESET %s %d %s %s" % (mod, ch, _num.fmt_kwh(imp), _num.fmt_kwh(exp))
         self.node.preset(mod, ch, imp, exp)
         self._ok()
 
@@ -616,16 +763,31 @@ class Engine:
         ch = _uint(parts[3], "channel", 0, 255) if len(parts) > 3 else None
         if scope != "totals" and mod is not None:
             raise ProtoError(400, "module/ch only with TOTALS")
-        self._audit(" ".join(["RESET", scope] + parts[2:]))
+        self._adetail = " ".join(["RESET", scope] + parts[2:])
         self.node.reset(scope, mod, ch)
         self._ok()
+
+    def _c_key(self, parts, text):
+        if len(parts) != 2:
+            raise ProtoError(400, "usage: KEY <hex>")
+        ct = _auth.unhex(parts[1])
+        if ct is None or not _auth.SECRET_MIN <= len(ct) <= _auth.SECRET_MAX:
+            raise ProtoError(400, "key must be %d..%d bytes in hex" % (_auth.SECRET_MIN, _auth.SECRET_MAX))
+        fn = getattr(self.node, "set_secret", None)
+        if fn is None:
+            raise ProtoError(501, "key change not supported")
+        self._adetail = "KEY (%d bytes)" % len(ct)
+        fn(_auth.xor(ct, _auth.key_pad(self.auth.ks, self._sig_n, len(ct))))
+        self._ok("key changed")
 
     def _c_reboot(self, parts, text):
         fn = getattr(self.node, "reboot", None)
         if fn is None:
             raise ProtoError(501, "reboot not supported")
-        self._audit("REBOOT")
+        self._adetail = "REBOOT"
         self._ok()
+        self._done(0)               # audited before the node goes down
+        self._flush_reply()         # the OK goes to the transport before the reset
         try:                        # OK is already out: keep the reply framed
             fn()
         except Exception:
@@ -660,4 +822,6 @@ class Engine:
                 lines = list(_iec.data_lines(self.node.node_id(), self.node.channels()))
             except Exception:
                 return
-            _iec.write_block(self._out, lines)
+            if not self._batch(lambda: _iec.write_block(self._out, lines)):
+                self._iec = _IEC_BLOCK      # TX queue full: the whole block a bit later
+                self._iec_t = self.clock.ticks_add(now, 100)

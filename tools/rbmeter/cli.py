@@ -168,6 +168,8 @@ def build_parser():
                                     "boot (else $RBMETER_SECRET / --secret-file / ~/.config/rbmeter/secret "
                                     "if present; without any the node answers AUTH with ERR 403)")
     s.add_argument("--secret-file", help="provision the secret from this file")
+    s.add_argument("--board-uid", help="the board's unique id in hex (default 5e1a0001); the node id is its "
+                                       "last 4 bytes, e.g. 5e1a0002 for a second simulated node")
     s.add_argument("--heapsize", default="4M", help="MicroPython heap for the node process, incl. the 1 MiB flash image (default 4M)")
     s.add_argument("--watch", action="store_true", help="show the live view read over the console until Ctrl-C")
     s.add_argument("--interval", type=float, default=1.0, help="--watch refresh interval, s (default 1)")
@@ -382,7 +384,7 @@ def cmd_sim(a):
                                i2c_fault_rate=a.i2c_fault_rate, power_cuts=a.power_cuts,
                                max_downtime_ms=int(a.max_downtime * 1000), seed=a.seed, state=a.state,
                                speed=a.speed, heapsize=a.heapsize, verbose=a.verbose, monitor=a.watch,
-                               secret=sec, window_ms=a.window_ms)
+                               secret=sec, window_ms=a.window_ms, board_uid=a.board_uid)
         sim = _sim.Sim(opts, log=log)
     except _sim.SimError as e:
         raise UsageError(str(e))

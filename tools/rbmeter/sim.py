@@ -67,6 +67,7 @@ class SimOptions:
         self.monitor = False            # bridge with a monitor port (console shared with a person)
         self.secret = None              # str: provisioned into the board's config before boot 1
         self.window_ms = None           # RT window of modules and sampler (simnode default 200)
+        self.board_uid = None           # hex str: the board's machine.unique_id() (node id = last 4 bytes)
         self.micropython = os.path.join(ROOT, ".venv", "bin", "micropython")
         for k, v in kw.items():
             if not hasattr(self, k):
@@ -331,6 +332,8 @@ class Sim:
             a += ["--duration", "%.3f" % (self.end_ms / 1000.0)]
         if o.window_ms:
             a += ["--window-ms", str(int(o.window_ms))]
+        if o.board_uid:
+            a += ["--board-uid", o.board_uid]
         if o.secret and self.boots == 1:
             a += ["--config", self._provision_file()]
         if o.i2c_fault_rate:

@@ -16,13 +16,14 @@ _MASK = (1 << 30) - 1
 USAGE = ("simnode.py --tty PATH --state DIR [--profile CSV] [--modules 0x50:UI2,...] [--virtual]"
          " [--duration S] [--start-ms T] [--start-ticks N] [--i2c-fault-rate R] [--seed N]"
          " [--cut-at-ms T] [--cut-at-flash-op K] [--speed X] [--config FILE.json] [--safe-flag]"
-         " [--safe-pin-held] [--window-ms W] [--store-ms S] [--console-ms C] [--flash-blocks N]")
+         " [--safe-pin-held] [--window-ms W] [--store-ms S] [--console-ms C] [--flash-blocks N] [--board-uid HEX]")
 
 _FLAGS = ("--virtual", "--safe-pin-held", "--safe-flag")
 _OPTS = {"--tty": str, "--state": str, "--profile": str, "--modules": str, "--duration": float,
          "--start-ms": int, "--start-ticks": int, "--i2c-fault-rate": float, "--seed": int,
          "--cut-at-ms": int, "--cut-at-flash-op": int, "--speed": float, "--flash-blocks": int,
-         "--console-ms": int, "--window-ms": int, "--store-ms": int, "--config": str}
+         "--console-ms": int, "--window-ms": int, "--store-ms": int, "--config": str,
+         "--board-uid": bytes.fromhex}
 
 
 def out(*a):
@@ -104,8 +105,10 @@ class Run:
         pins = {}
         if o.get("--safe-pin-held"):
             pins[SAFE_PIN] = 0
+        # the board's machine.unique_id(): the node id is its last 4 bytes
+        extra = {"uid": o["--board-uid"]} if "--board-uid" in o else {}
         machine.attach(bus=self.bus, tty=o["--tty"], drdy_pin=DRDY_PIN, drdy=self.drdy, pins=pins,
-                       on_reset=self.reboot)
+                       on_reset=self.reboot, **extra)
         self.node = None
 
     def wall_ms(self):
