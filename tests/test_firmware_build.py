@@ -1,0 +1,113 @@
+"""The firmware we ship: RPI_PICO with lib/ frozen (and the unix + NimBLE build), built by
+tools/fwbuild from MicroPython v1.28.0 into the cache outside the clone.
+
+Cost: a cold cache builds mpy-cross + rp2 + unix-ble (~2-4 min on 2 cores); a warm one
+re-freezes and relinks (~4 s per image); an unchanged tree does nothing. All tests share one
+xdist group so two workers never build at once (the cache is also flock'ed)."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import fwbuild
+from fwbuild.uf2 import FLASH_BASE, RP2040_FAMILY, bin_to_uf2, uf2_to_bin
+
+pytestmark = pytest.mark.xdist_group("firmware")
+
+ROOT = fwbuild.repo_root()
+
+
+def lib_modules():
+    """lib/ modules as frozen names: 'node/app.py', 'clock.py', ..."""
+    out = []
+    base = os.path.join(ROOT, "lib")
+    for d, dirs, files in os.walk(base):
+        dirs[:] = [x for x in dirs if x != "__pycache__"]
+        out += [os.path.relpath(os.path.join(d, f), base) for f in files if f.endswith(".py")]
+    return sorted(out)
+
+
+@pytest.fixture(scope="module")
+def rp2():
+    return fwbuild.rp2_firmware()
+
+
+def test_rp2_outputs_and_budget(rp2):
+    info = rp2["info"]
+    size = os.path.getsize(rp2["bin"])
+    assert size == info["bin_bytes"]
+    print("RPI_PICO firmware.bin %d B = %.1f %% of the %d B before the filesystem (text %s)"
+          % (size, 100.0 * size / fwbuild.FLASH_BUDGET, fwbuild.FLASH_BUDGET, info.get("text")))
+    assert size <= fwbuild.FLASH_BUDGET
+    with open(rp2["elf"], "rb") as f:
+        assert f.read(4) == b"\x7fELF"
+    assert info["version"] == "1.28.0"
+
+
+def test_rp2_freezes_every_lib_module(rp2):
+    """Each lib/ module is in the frozen table (mp_frozen_names), so `import node` etc. come from flash."""
+    data = open(rp2["bin"], "rb").read()
+    missing = [m for m in lib_modules() if (m.encode() + b"\0") not in data]
+    assert not missing, "not frozen (add to firmware/manifest_lib.py): %s" % missing
+    assert b"asyncio/core.py\0" in data  # the port's own frozen set is kept
+    nm = subprocess.run(["arm-none-eabi-nm", rp2["elf"]], capture_output=True, text=True).stdout
+    assert " mp_frozen_mpy_content" in nm and " mp_qstr_frozen_const_pool" in nm
+
+
+def test_uf2_round_trip(rp2):
+    data = open(rp2["bin"], "rb").read()
+    uf2 = open(rp2["uf2"], "rb").read()
+    blocks = (len(data) + 255) // 256
+    assert len(uf2) == 512 * blocks
+    back = uf2_to_bin(uf2)
+    assert back[:len(data)] == data and set(back[len(data):]) <= {0}
+    assert int.from_bytes(uf2[12:16], "little") == FLASH_BASE
+    assert int.from_bytes(uf2[28:32], "little") == RP2040_FAMILY
+    # The reader is strict: a wrong family, a lost block or a broken magic is refused.
+    bad = bytearray(uf2)
+    bad[28:32] = (0xADA52840).to_bytes(4, "little")
+    with pytest.raises(ValueError):
+        uf2_to_bin(bytes(bad))
+    with pytest.raises(ValueError):
+        uf2_to_bin(uf2[:512] + uf2[1024:])
+    bad = bytearray(uf2)
+    bad[510] ^= 0xFF
+    with pytest.raises(ValueError):
+        uf2_to_bin(bytes(bad))
+    assert uf2_to_bin(bin_to_uf2(b"\x01\x02\x03")) == b"\x01\x02\x03" + b"\0" * 253
+
+
+def test_unchanged_tree_is_a_no_op(rp2):
+    first = fwbuild.rp2_firmware()  # lib/ may have changed since the fixture ran
+    again = fwbuild.rp2_firmware()
+    assert again["built"] is False and again["key"] == first["key"]
+
+
+def test_lib_change_only_refreezes_and_relinks(rp2, tmp_path):
+    """A copy of the tree with one lib/ function added: the shared build dir recompiles only
+    frozen_content.c and relinks, and the new code is in the image."""
+    repo = tmp_path / "clone"
+    shutil.copytree(os.path.join(ROOT, "lib"), repo / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.mpy"))
+    shutil.copytree(os.path.join(ROOT, "firmware"), repo / "firmware")
+    with open(repo / "lib" / "clock.py", "a") as f:
+        f.write("\n\ndef fwbuild_probe_qstr_7f3a():\n    return 1\n")
+    r = fwbuild.rp2_firmware(repo=str(repo))
+    info = r["info"]
+    assert r["built"] and r["key"] != rp2["key"]
+    print("relink after a lib/ change: %.1f s, compiled %s" % (info["seconds"], info["compiled"]))
+    assert [os.path.basename(o) for o in info["compiled"]] == ["frozen_content.c.o"]
+    assert info["linked"]
+    assert b"fwbuild_probe_qstr_7f3a" in open(r["bin"], "rb").read()
+    assert b"fwbuild_probe_qstr_7f3a" not in open(rp2["bin"], "rb").read()
+
+
+def test_unix_ble_runs_frozen_lib_with_nimble():
+    exe = fwbuild.unix_ble()
+    code = ("import sys, bluetooth, asyncio, node, store, energy, proto, rbamp, clock\n"
+            "print(sys.implementation.version[:3], hasattr(bluetooth, 'BLE'), node.__file__)\n")
+    r = subprocess.run([exe, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[:4] == ["(1,", "28,", "0)", "True"], r.stdout
+    # cwd "/" and no MICROPYPATH: the packages can only come from the frozen set
+    assert r.stdout.split()[-1] == "node/__init__.py", r.stdout
