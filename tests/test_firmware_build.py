@@ -111,3 +111,74 @@ def test_unix_ble_runs_frozen_lib_with_nimble():
     assert r.stdout.split()[:4] == ["(1,", "28,", "0)", "True"], r.stdout
     # cwd "/" and no MICROPYPATH: the packages can only come from the frozen set
     assert r.stdout.split()[-1] == "node/__init__.py", r.stdout
+
+
+# -- the filesystem way: BUILD.md's mpremote commands, run by mpremote's own code into an image --
+
+MOUNT_AND_IMPORT = r"""
+import sys, vfs
+class Bdev:
+    def __init__(self, data):
+        self.d = data
+    def readblocks(self, n, buf, off=0):
+        a = n * 4096 + off
+        buf[:] = self.d[a:a + len(buf)]
+    def writeblocks(self, n, buf, off=0):
+        a = n * 4096 + off
+        self.d[a:a + len(buf)] = buf
+    def ioctl(self, op, arg):
+        if op == 4: return len(self.d) // 4096
+        if op == 5: return 4096
+        if op == 6:
+            self.d[arg * 4096:(arg + 1) * 4096] = b"\xff" * 4096
+        return 0
+vfs.mount(vfs.VfsLfs2(Bdev(bytearray(open(sys.argv[1], "rb").read())), progsize=256), "/flash")
+sys.path[:] = ["/flash/lib", ".frozen"]
+import node.app, store.journal, ble
+print("FROM", node.__file__, node.app.__file__)
+print("BOOT", len(open("/flash/boot.py").read()) > 0, len(open("/flash/config.json").read()) > 0)
+"""
+
+
+def test_fsimage_is_what_build_md_deploys(tmp_path):
+    """`make fsimage`: the rp2 LittleFS image made by BUILD.md's mpremote block puts the .mpy
+    files in /lib/<pkg>/, where the firmware's import finds them, next to boot.py, main.py and
+    /config.json; MicroPython's own LittleFS (progsize=256) mounts it and imports the node."""
+    from fwbuild import fsimage
+    out = str(tmp_path / "fs.bin")
+    r = fsimage.build_image(out=out)
+    image = open(out, "rb").read()
+    assert len(image) == 352 * 4096
+    files = fsimage.walk(fsimage.new_fs(image))
+    expect = {"/lib/" + m[:-3] + ".mpy" for m in lib_modules()} | {"/boot.py", "/main.py", "/config.json"}
+    assert set(files) == expect
+    assert files["/main.py"] == open(os.path.join(ROOT, "main.py"), "rb").read()
+    assert files["/lib/node/app.mpy"][:1] == b"M"          # .mpy header, version 6
+    print("fsimage: %d files, %d of 352 blocks" % (len(files), r["blocks_used"]))
+    script = tmp_path / "mount.py"
+    script.write_text(MOUNT_AND_IMPORT)
+    p = subprocess.run([fwbuild.unix_ble32(), "-X", "heapsize=4M", str(script), out],
+                       capture_output=True, text=True, cwd="/", timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "FROM /flash/lib/node/__init__.mpy /flash/lib/node/app.mpy" in p.stdout, p.stdout
+    assert "BOOT True True" in p.stdout
+
+
+def test_old_build_md_commands_landed_in_lib_mpy(tmp_path):
+    """The check is live: the deploy lines BUILD.md had before (mkdir :lib; cp -r build/mpy/ :lib/)
+    put the packages in /lib/mpy/, where `import node` cannot find them."""
+    from fwbuild import fsimage
+    (tmp_path / "build" / "mpy" / "node").mkdir(parents=True)
+    (tmp_path / "build" / "mpy" / "node" / "__init__.mpy").write_bytes(b"M\x06")
+    fs = fsimage.new_fs()
+    fsimage.run_mpremote(fs, "mpremote connect /dev/ttyUSB0 mkdir :lib", str(tmp_path))
+    fsimage.run_mpremote(fs, "mpremote connect /dev/ttyUSB0 cp -r build/mpy/ :lib/", str(tmp_path))
+    assert set(fsimage.walk(fs)) == {"/lib/mpy/node/__init__.mpy"}
+
+
+def test_rp2_stock_firmware():
+    r = fwbuild.rp2_stock()
+    data = open(r["bin"], "rb").read()
+    assert len(data) <= fwbuild.FLASH_BUDGET
+    assert b"node/app.py\0" not in data and b"asyncio/core.py\0" in data
+    assert uf2_to_bin(open(r["uf2"], "rb").read())[:len(data)] == data

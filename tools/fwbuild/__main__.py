@@ -1,4 +1,4 @@
-"""python -m fwbuild rp2|rp2-stock|unix-ble|unix-ble32|mpy-cross|fsimage [--force] [--json]"""
+"""python -m fwbuild rp2|rp2-stock|unix-ble|unix-ble32|mpy-cross|mpy|fsimage [--force] [--json]"""
 import argparse
 import json
 import sys
@@ -8,7 +8,8 @@ from . import BuildError, mpy_cross, rp2_firmware, rp2_stock, unix_ble, unix_ble
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m fwbuild", description=__doc__)
-    ap.add_argument("what", choices=["rp2", "rp2-stock", "unix-ble", "unix-ble32", "mpy-cross", "fsimage"])
+    ap.add_argument("what", choices=["rp2", "rp2-stock", "unix-ble", "unix-ble32", "mpy-cross", "mpy", "fsimage"])
+    ap.add_argument("--port", default="rp2", choices=["rp2", "esp32"], help="mpy: target architecture")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--out", help="fsimage: output path (default build/firmware/fs/rp2-lfs.bin)")
@@ -27,6 +28,10 @@ def main(argv=None):
             path = (unix_ble if a.what == "unix-ble" else unix_ble32)(force=a.force)
             line = path
             out = {"path": path}
+        elif a.what == "mpy":
+            from . import fsimage
+            line = fsimage.stage(a.port)
+            out = {"path": line}
         elif a.what == "mpy-cross":
             line = mpy_cross()
             out = {"path": line}
