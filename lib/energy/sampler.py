@@ -212,8 +212,16 @@ class Sampler:
             m.stamp = t
             m.drdy_edges = (m.drdy_edges + 1) & _CMASK
             return
+        # A shared wired-OR line falls once per module window, each module
+        # at its own phase: an edge belongs to a module only if that
+        # module's next window is due (its last anchor is about one window
+        # old), so each module is read once per window, not on every edge.
+        diff = self._diff
         for m in self.mods:
             if m.drdy:
+                w = m.window
+                if m.started and not m.drdy_lost and diff(t, m.t_last) < w - (w >> 4):
+                    continue
                 m.flag = True
                 m.stamp = t
                 m.drdy_edges = (m.drdy_edges + 1) & _CMASK

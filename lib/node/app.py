@@ -15,13 +15,19 @@ from node.sched import Scheduler
 # node timing (not user config): the module publishes an RT window every 200 ms
 TIMING = {
     "window_ms": 200,      # module RT window (the sampler locks onto it)
-    "retry_ms": 10000,     # re-probe missing/failed modules
+    "retry_ms": 10000,     # each missing module is probed about this often
+    "probe_min_ms": 250,   # ... but the probes of several are spread at least this far apart
     "store_ms": 1000,      # store policy / fast-state tick
     "console_ms": 20,      # console input poll (bounds the reply latency)
+    "console_quiet_ms": 1000,  # asyncio: an idle console waits this long for input (woken by it)
     "wdt_ms": 8000,        # hardware watchdog (RP2040 max 8388)
     "settle_ms": 300,      # modules ACK ~10 ms after power-up; retry budget 300 ms
 }
 CONFIG_FILE = "config.json"
+# fast-state fields of energy.Meter.state() for small retained RAM (RP2's
+# 28 scratch bytes): import kWh, import mWh, export kWh, export mWh
+FAST_ENERGY = (1, 2, 4, 5)
+_FAST_CH_ALL = 23          # bytes per channel to carry the whole state (1 + 11 fields x 2)
 # energy.Sampler per-module counters summed into STATUS
 _SAMPLER_SUMS = ("reads", "windows", "missed", "stale", "invalid", "io_errors", "reboots",
                  "seq_jumps", "outages")
@@ -43,7 +49,22 @@ def _rt(dev, reg, nd):
 
 def default_config():
     from store import config
-    return config.defaults()
+    from node import profile
+    return config.defaults(profile.config_defaults())
+
+
+class NoBus:
+    """Stands in for an I2C bus the port refused to build (bad id or pins):
+    every transfer fails with ENODEV, so the modules show as missing in
+    STATUS and the console still serves."""
+
+    def scan(self):
+        return []
+
+    def _no(self, *a, **k):
+        raise OSError(19)
+
+    readfrom_mem_into = readfrom_mem = writeto_mem = readfrom_into = readfrom = writeto = _no
 
 
 class Module:
@@ -73,20 +94,21 @@ class SamplerTask:
 
 
 class Supervisor:
-    """Identifies modules missing at boot (every retry_ms) and keeps the
-    uptime counter current (a ticks difference is only valid < 2**29 ms)."""
+    """Finds modules missing at boot (Node.probe: one short probe per poll,
+    never blocking the loop) and keeps the uptime counter current (a ticks
+    difference is only valid < 2**29 ms)."""
 
     def __init__(self, node):
         self.node = node
         self.first = True
 
     def poll(self, now):
-        self.node.uptime_s()
+        nd = self.node
+        nd.uptime_s()
         if self.first:
             self.first = False          # boot() just probed everything
-        else:
-            self.node.probe(now)
-        return self.node.ticks.ticks_add(now, self.node.tm["retry_ms"])
+            return nd.ticks.ticks_add(now, nd.tm["retry_ms"])
+        return nd.ticks.ticks_add(now, nd.probe(now))
 
 
 class StoreTask:
@@ -152,27 +174,70 @@ class Node:
         self.sched = Scheduler(ticks)
         self.engine = None
         self.console = None
+        self.ble = None                  # ble.radio.Ble when ble.enabled (attach_ble)
         from energy.sampler import Sampler
         self.sampler = Sampler(clock=ticks)
         self.sched.add("supervisor", Supervisor(self))
         self.sched.add("sampler", SamplerTask(self.sampler, ticks))
         self.sched.add("store", StoreTask(self))
+        self._rr = 0                     # round-robin position of probe()
+        self._scan_due = None
+        self._b1 = bytearray(1)
+        self.probes = 0                  # single-transaction probes of missing modules
+        self.powerfails = 0
+        self.wdt = None
         if wdt is not None:
-            self.sched.add("watchdog", Watchdog(self, wdt, self.tm["wdt_ms"] // 4))
+            self.arm_watchdog(wdt)
         if port is not None:
             self.attach_console(port)
 
     # ---- wiring ------------------------------------------------------------
+    def arm_watchdog(self, wdt):
+        """Feed `wdt` from now on. The app arms it only once it has decided
+        to run (never in safe mode, never before boot() finished): on rp2 a
+        started watchdog cannot be stopped through machine.WDT."""
+        if wdt is not None and self.wdt is None:
+            self.wdt = wdt
+            self.sched.add("watchdog", Watchdog(self, wdt, self.tm["wdt_ms"] // 4))
+
+    def powerfail(self):
+        """Power-fail input edge (supercap boards): commit now, ignoring
+        the minimum interval. Runs from micropython.schedule."""
+        self.powerfails += 1
+        st = self.store
+        if st is not None:
+            try:
+                st.powerfail()
+            except Exception as e:
+                self._problem("powerfail commit: %s" % (e,))
     def attach_console(self, port):
         import proto
         from node.console import Console
-        con = Console(port, self.ticks, self.tm["console_ms"])
-        eng = proto.Engine(self, con.write, clock=self.ticks, urandom=_urandom)
+        baud = self.cfg.get("uart", {}).get("baud", 115200)
+        con = Console(port, self.ticks, self.tm["console_ms"], baud=baud)
+        eng = proto.Engine(self, con.write, clock=self.ticks, urandom=_urandom, room=con.room, baud=baud)
         con.attach(eng)
         self.console = con
         self.engine = eng
         self.sched.add("console", con)
         return con
+
+    def attach_ble(self):
+        """Optional BLE (config ble.*): one protocol engine per connection.
+        A port without `bluetooth` or a radio that will not start is a
+        STATUS problem; metering goes on."""
+        import proto
+        try:
+            from ble.radio import Ble
+
+            def engine(write, room):
+                return proto.Engine(self, write, clock=self.ticks, urandom=_urandom, room=room, baud=200000)
+            self.ble = Ble(self, self.ticks, self.cfg["ble"], engine)
+        except Exception as e:
+            self._problem("ble: %s: %s" % (type(e).__name__, e))
+            return None
+        self.sched.add("ble", self.ble)
+        return self.ble
 
     def _path(self, name):
         return (self.root or "") + "/" + name
@@ -244,21 +309,42 @@ class Node:
         return True
 
     def probe(self, now):
-        """Identify modules that never answered (missing at boot). Once a
-        module is in the sampler, outages are the sampler's business (gap
-        accounting, reboot detection); they show in STATUS."""
-        changed = False
-        if self.auto:
+        """Look for modules that never answered (missing at boot); returns
+        ms until the next call. One call costs at most one short register
+        read (no retries, no waiting): the next missing module in turn, so
+        each is tried about every retry_ms and sampling of the present ones
+        never stalls. Only a module that ACKed gets the full begin().
+        Once a module is in the sampler, outages are the sampler's
+        business (gap accounting, reboot detection); they show in STATUS."""
+        tk = self.ticks
+        retry = self.tm["retry_ms"]
+        if self.auto and (self._scan_due is None or tk.ticks_diff(now, self._scan_due) >= 0):
             # auto mode: pick up modules that appeared since (hot-plug, late boot)
+            self._scan_due = tk.ticks_add(now, retry)
             known = [m.addr for m in self.modules]
             for a in self._scan():
                 if a not in known:
                     self.modules.append(Module(a))
-        for m in self.modules:
-            if m.dev is None and self._begin(m):
-                changed = True
-        if changed:
-            self._rebuild_store()
+        missing = [m for m in self.modules if m.dev is None]
+        if not missing:
+            return retry
+        self._rr = (self._rr + 1) % len(missing)
+        m = missing[self._rr]
+        if self._acks(m.addr):
+            if self._begin(m):
+                self._rebuild_store()
+        elif not m.error:
+            m.error = "no ACK"
+        step = retry // len(missing)
+        return step if step > self.tm["probe_min_ms"] else self.tm["probe_min_ms"]
+
+    def _acks(self, addr):
+        self.probes += 1
+        try:
+            self.i2c.readfrom_mem_into(addr, rbamp.regs.PRODUCT_ID, self._b1)
+            return True
+        except OSError:
+            return False
 
     def _rebuild_store(self):
         """(Re)create the store over the modules that have meters. Totals in
@@ -293,8 +379,12 @@ class Node:
         pol = Policy(threshold_mwh=sv["threshold_mwh"], min_ms=sv["min_interval_s"] * 1000,
                      max_ms=sv["max_interval_s"] * 1000)
         jr = Journal(self.root + self.cfg["store"]["dir"], pattern=sv["pattern"])
+        # small retained RAM (RP2 scratch: 28 B) carries the energy fields
+        # only; the rest (sub-mWh carry, times) comes back from flash
+        cap = getattr(self.fast, "capacity", 0) if self.fast is not None else 0
+        ff = None if cap >= 4 + len(pairs) * _FAST_CH_ALL else FAST_ENERGY
         st = Store(MeterSource(pairs), mods, journal=jr, fast=self.fast, policy=pol,
-                   ticks=self.ticks, fast_ms=sv["fast_ms"])
+                   ticks=self.ticks, fast_fields=ff, fast_ms=sv["fast_ms"])
         try:
             rep = st.boot()
         except Exception as e:
@@ -424,6 +514,8 @@ class Node:
             "uptime_s": self.uptime_s(),
             "heap_free": gc.mem_free() if hasattr(gc, "mem_free") else -1,
         })
+        if self.ble is not None:
+            d.update(self.ble.status())
         if st is not None and ss is not None:
             d["commits"] = ss.get("commits", 0)
             d["commit_fails"] = ss.get("fails", 0)
@@ -454,14 +546,24 @@ class Node:
         return self.ticks.ticks_diff(self.ticks.ticks_ms(), self.last_save) // 1000
 
     def save(self):
+        """Signed SAVE: commits the channels with unsaved changes (a no-op
+        without flash writes when there are none)."""
         st = self.store
         if st is None:
             raise OSError(19, "no store")
-        if not st.commit(force=True):
+        ok, n = st.save()
+        if not ok:
             raise OSError(5, "commit failed")
+        if not n:
+            return "nothing unsaved"
         self.saves += 1
         self.last_save = self.ticks.ticks_ms()
-        return None
+        return "saved %d channel(s)" % n
+
+    def shutdown(self):
+        """Clean stop (sim end, before a reset): commit like a power-down warning."""
+        if self.store is not None:
+            self.store.shutdown()
 
     def preset(self, module, ch, import_mwh, export_mwh):
         m = self._chan(module, ch)
@@ -532,9 +634,14 @@ class Node:
         out = {}
         _flatten(out, "", self.cfg)
         for k in list(out):
-            if k.startswith("auth."):
+            if k.startswith("auth.") or k == "ble.bthome_key":
                 out[k] = "***" if out[k] else ""
         return out
+
+    def session_config(self):
+        """Config shown only inside an authenticated session: the BTHome
+        bind key (the AUTH secret is never shown)."""
+        return {"ble.bthome_key": self.cfg.get("ble", {}).get("bthome_key", "")}
 
     def _write_config(self):
         from store import config
@@ -543,24 +650,62 @@ class Node:
             raise OSError(5, err)
 
     def secret(self):
+        from proto import auth
         s = self.cfg.get("auth", {}).get("secret", "")
-        return s.encode() if s else None
+        if not s or auth.secret_problem(s):
+            return None          # too short / malformed: refused (STATUS problem at boot)
+        return auth.secret_bytes(s)
+
+    def set_secret(self, key):
+        """KEY: the new secret (bytes), journalled in /config.json before it applies."""
+        from store import config
+        new = json.loads(json.dumps(self.cfg))
+        new["auth"]["secret"] = "hex:" + "".join("%02x" % b for b in key)
+        err = config.save(new, self._path(CONFIG_FILE))
+        if err:
+            raise OSError(5, err)
+        self.cfg = new
 
     def reboot(self):
         if self._reboot is None:
             raise OSError(95, "reboot not supported")
         if self.store is not None:
             self.store.shutdown()         # totals on flash before the reset
+        if self.console is not None:
+            self.console.flush()          # the OK reaches the reader first
         self._reboot()
 
     def event(self, kind, detail):
+        """Audit ring (RAM, last 32). Records of signed commands ("cmd") also
+        go to <store dir>/audit.log: only a key holder can cause flash writes."""
         try:
             self.events_n += 1
-            self.events.append((self.events_n, kind, detail))
-            if len(self.events) > 8:
+            rec = (self.events_n, self.uptime_s(), kind, detail)
+            self.events.append(rec)
+            if len(self.events) > 32:
                 self.events.pop(0)
+            if kind == "cmd" and self.root is not None:
+                self._audit_file(rec)
         except Exception:
             pass
+
+    def _audit_file(self, rec):
+        import os
+        p = self.root + self.cfg["store"]["dir"] + "/audit.log"
+        try:
+            if os.stat(p)[6] > 4096:
+                os.rename(p, p[:-4] + ".old")
+        except OSError:
+            pass
+        try:
+            with open(p, "a") as f:
+                f.write("%d %d %s %s\n" % rec)
+        except OSError:
+            pass
+
+    def audit(self, n):
+        """Last n audit records (seq, uptime_s, kind, detail), oldest first."""
+        return self.events[-n:]
 
 
 def _urandom(n):
@@ -589,12 +734,13 @@ def _flatten(out, pre, v):
         out[pre[:-1]] = v
 
 
-def load_config(root):
+def load_config(root, profile=None):
     """(validated config, problems, auto) from root/config.json; auto when
-    the file does not list modules (then the bus is scanned)."""
+    the file does not list modules (then the bus is scanned). profile:
+    board-profile defaults (node.profile.config_defaults())."""
     from store import config
     path = root.rstrip("/") + "/" + CONFIG_FILE
-    cfg, errs = config.load(path)
+    cfg, errs = config.load(path, profile=profile)
     auto = True
     try:
         with open(path) as f:
@@ -604,21 +750,56 @@ def load_config(root):
     return cfg, errs, auto
 
 
+def _try(probs, what, fn, *a):
+    # a port that rejects an id or pin raises ValueError (rp2: "bad SCL pin"),
+    # a missing peripheral OSError: either becomes a STATUS problem
+    try:
+        return fn(*a)
+    except Exception as e:
+        probs.append("%s: %s: %s" % (what, type(e).__name__, e))
+        return None
+
+
+def wire(cfg, probs, board):
+    """(i2c, console port) from the config; a part the port rejects falls
+    back to the board profile's default, then to nothing (NoBus / no
+    console), each step reported in probs. Never raises."""
+    i2c = _try(probs, "i2c", board.i2c, cfg)
+    if i2c is None:
+        d = default_config()
+        if (d["i2c"]["id"], d["i2c"]["scl"], d["i2c"]["sda"]) != (cfg["i2c"]["id"], cfg["i2c"]["scl"], cfg["i2c"]["sda"]):
+            d["i2c"]["freq"] = cfg["i2c"]["freq"]
+            i2c = _try(probs, "i2c default", board.i2c, d)
+            if i2c is not None:
+                probs.append("i2c: using the board default I2C(%d) pins" % d["i2c"]["id"])
+    if i2c is None:
+        i2c = NoBus()
+    port = _try(probs, "console uart", board.uart, cfg)
+    if port is None:
+        d = default_config()
+        u, du = cfg["uart"], d["uart"]
+        if (du["id"], du["tx"], du["rx"]) != (u["id"], u["tx"], u["rx"]):
+            for k in ("baud", "bits", "parity", "stop"):
+                du[k] = u[k]
+            port = _try(probs, "console uart default", board.uart, d)
+            if port is not None:
+                probs.append("console: using the board default UART(%d)" % du["id"])
+    return i2c, port
+
+
 def start(ticks, root="/", sim=False, timing=None, delay_ms=None, drdy=False):
     """Wire the node from config.json and the board (machine) and boot it.
-    Returns the Node; the caller runs node.sched (asyncio or virtual)."""
-    from node import board
-    cfg, probs, auto = load_config(root)
-    i2c = board.i2c(cfg)
-    try:
-        port = board.uart(cfg)
-    except Exception as e:
-        probs.append("console uart: %s" % (e,))
-        port = None
+    Returns the Node; the caller runs node.sched (asyncio or virtual) and
+    arms the watchdog (main()). Never raises for config or wiring faults."""
+    from node import board, layout, profile
+    moved = layout.migrate(root)           # before the store opens its directory
+    cfg, probs, auto = load_config(root, profile.config_defaults())
+    for m in moved:
+        probs.append("store: " + m)
+    i2c, port = wire(cfg, probs, board)
     tm = dict(TIMING)
     if timing:
         tm.update(timing)
-    wdt = None if sim else board.wdt(tm["wdt_ms"])
     fast = None
     if not sim:
         try:
@@ -629,12 +810,23 @@ def start(ticks, root="/", sim=False, timing=None, delay_ms=None, drdy=False):
     if delay_ms is None:
         import time
         delay_ms = getattr(time, "sleep_ms", None)
-    n = Node(ticks, i2c, root=root, cfg=cfg, delay_ms=delay_ms, port=port, wdt=wdt, fast=fast,
-             node_id=board.node_id(), reboot=board.reboot, sim=sim, timing=tm, auto=auto, drdy=drdy)
+    nid = _try(probs, "node id", board.node_id) or ""
+    n = Node(ticks, i2c, root=root, cfg=cfg, delay_ms=delay_ms, port=port, fast=fast,
+             node_id=nid, reboot=board.reboot, sim=sim, timing=tm, auto=auto, drdy=drdy)
     for p in probs:
         if "missing" not in p:
             n._problem(p)
+    pf = cfg["powerfail"]
+    if pf["pin"] is not None:
+        probs = []
+        pin = _try(probs, "powerfail pin", board.input_pin, pf["pin"])
+        if pin is not None:
+            _try(probs, "powerfail irq", board.edge_irq, pin, n.powerfail, pf["active_low"])
+        for p in probs:
+            n._problem(p)
     n.boot()
+    if cfg.get("ble", {}).get("enabled"):
+        n.attach_ble()                     # optional: a failure is a STATUS problem
     return n
 
 
@@ -651,6 +843,7 @@ def waker(node, flag=None, stream=None, scale=1.0):
     console as soon as bytes arrive (stream: the UART, or the tty file in
     the simulation), everything else sleeps. scale: wall ms per node ms."""
     import asyncio
+    quiet = node.tm.get("console_quiet_ms", 1000)
 
     async def wake(slot, ms):
         w = int(ms * scale) if slot.name != "console" else ms
@@ -658,7 +851,11 @@ def waker(node, flag=None, stream=None, scale=1.0):
             if slot.name == "sampler" and flag is not None:
                 await asyncio.wait_for_ms(flag.wait(), w)
             elif slot.name == "console" and stream is not None:
-                await asyncio.wait_for_ms(_readable(stream), w)  # type: ignore
+                # input wakes it; on time only for its own timers (TX queue,
+                # LIVE, IEC): a wake-up every idle_ms allocates, and GC follows
+                # (most of the idle CPU on the Pico, docs/pico.md "Measured")
+                t = slot.comp.timed_ms
+                await asyncio.wait_for_ms(_readable(stream), quiet if t is None or t > quiet else t)  # type: ignore
             else:
                 await asyncio.sleep_ms(w)
         except asyncio.TimeoutError:
@@ -668,21 +865,25 @@ def waker(node, flag=None, stream=None, scale=1.0):
 
 
 def main():
-    """Board entry (main.py): real time, asyncio, never returns. With a DRDY
-    pin configured the sampler is woken by its falling edge (IRQ ->
-    ThreadSafeFlag) and anchors windows at the edge; else it polls on time.
-    The console task wakes on UART input."""
+    """Board entry (main.py): real time, asyncio; returns only on Ctrl-C.
+    With a DRDY pin configured the sampler is woken by its falling edge
+    (IRQ -> ThreadSafeFlag) and anchors windows at the edge; else it polls
+    on time. The console task wakes on UART input. The hardware watchdog
+    is armed only here, after boot, and released again on Ctrl-C where the
+    port can (rp2), so `mpremote cp` after an interrupt is not reset."""
+    from node import layout
+    layout.fix_path()                   # frozen `store` before any '/store' on the filesystem
     import time
     import asyncio
     from node import board
     from node.sched import run_asyncio
-    cfg, _, _ = load_config("/")
-    pin = None
-    try:
-        pin = board.drdy_pin(cfg)
-    except Exception:
-        pin = None
+    from node import profile
+    cfg, _, _ = load_config("/", profile.config_defaults())
+    probs = []
+    pin = _try(probs, "drdy pin", board.drdy_pin, cfg)
     n = start(time, "/", drdy=pin is not None)
+    for p in probs:
+        n._problem(p)
     flag = None
     if pin is not None:
         flag = asyncio.ThreadSafeFlag()
@@ -694,4 +895,29 @@ def main():
 
         board.drdy_irq(pin, irq)
     port = n.console.port if n.console is not None else None
-    run_asyncio(n.sched, wake=waker(n, flag, port))
+    try:
+        n.arm_watchdog(board.wdt(n.tm["wdt_ms"]))
+    except Exception as e:
+        n._problem("watchdog: %s" % (e,))
+    try:
+        run_asyncio(n.sched, wake=waker(n, flag, port))
+    except KeyboardInterrupt:
+        stop(n, board)
+
+
+def stop(n, board):
+    """Clean stop (Ctrl-C): totals to flash, watchdog released if the port
+    can; reports what it did on the REPL."""
+    if n.store is not None:
+        try:
+            n.store.shutdown()
+        except Exception:
+            pass
+    rel = False
+    if n.wdt is not None:
+        try:
+            rel = board.wdt_release()
+        except Exception:
+            rel = False
+    print("rbmeter: stopped; totals saved; watchdog %s" % (
+        "not armed" if n.wdt is None else ("released" if rel else "STILL ARMED: reset in safe mode to deploy")))

@@ -27,17 +27,64 @@ def drdy_irq(pin, handler):
 
 def uart(cfg):
     u = cfg["uart"]
-    parity = {"N": None, "E": 0, "O": 1}[u["parity"]]
-    if u["tx"] is None or u["rx"] is None:
-        return machine.UART(u["id"], u["baud"], u["bits"], parity, u["stop"], timeout=0)
-    return machine.UART(u["id"], u["baud"], u["bits"], parity, u["stop"], tx=machine.Pin(u["tx"]),
-                        rx=machine.Pin(u["rx"]), timeout=0)
+    return uart_open(u["id"], u["tx"], u["rx"], u["baud"], u["bits"], u["parity"], u["stop"])
+
+
+def uart_open(id, tx, rx, baud, bits=8, parity="N", stop=1):
+    par = {"N": None, "E": 0, "O": 1}[parity]
+    if tx is None or rx is None:
+        return machine.UART(id, baud, bits, par, stop, timeout=0)
+    return machine.UART(id, baud, bits, par, stop, tx=machine.Pin(tx), rx=machine.Pin(rx), timeout=0)
+
+
+def uart_reinit(port, baud, bits=8, parity="N", stop=1):
+    """Change rate/framing of an open UART (IEC 62056-21 mode C switch)."""
+    port.init(baud, bits, {"N": None, "E": 0, "O": 1}[parity], stop, timeout=0)
+
+
+def input_pin(n):
+    return machine.Pin(n, machine.Pin.IN, machine.Pin.PULL_UP)
+
+
+def edge_irq(pin, fn, falling=True):
+    """fn() runs soon after the edge, in thread context (micropython.schedule
+    from the pin IRQ: may allocate, may touch the filesystem)."""
+    import micropython
+
+    def later(_a):
+        fn()
+
+    def isr(_p):
+        try:
+            micropython.schedule(later, 0)
+        except RuntimeError:
+            pass            # schedule queue full: the next edge or tick does it
+    pin.irq(handler=isr, trigger=machine.Pin.IRQ_FALLING if falling else machine.Pin.IRQ_RISING)
 
 
 def wdt(ms):
     if not ms:
         return None
     return machine.WDT(timeout=ms)
+
+
+_RP2_WDT_CTRL_CLR = 0x40058000 + 0x3000    # WATCHDOG CTRL, atomic bit-clear alias
+_RP2_WDT_ENABLE = 1 << 30
+
+
+def wdt_release():
+    """Stop the hardware watchdog where the port can: machine.WDT has no
+    deinit, but on RP2040 clearing CTRL.ENABLE (what pico-sdk's
+    watchdog_disable() does) stops it. ESP32's task watchdog cannot be
+    stopped from Python: returns False there (docs/architecture.md)."""
+    import sys
+    if sys.platform == "rp2":
+        if "RP2350" in getattr(sys.implementation, "_machine", ""):
+            return False          # other address map; not tried
+        machine.mem32[_RP2_WDT_CTRL_CLR] = _RP2_WDT_ENABLE  # type: ignore
+        return True
+    rel = getattr(machine, "wdt_release", None)     # unix stand-in
+    return bool(rel()) if rel is not None else False
 
 
 def reset_cause():

@@ -23,8 +23,8 @@ SCHEMA = (
     ("save.max_interval_s", "int", 600, 10, 86400),
     ("save.fast_ms", "int", 1000, 0, 60000),
     ("save.pattern", "choice", "ab", ("ab", "rewrite", "rename", "append"), 0),
-    ("store.dir", "str", "/store", 1, 32),
-    ("auth.secret", "str", "", 0, 64),
+    ("store.dir", "dir", "/rbmeter.d", 2, 32),   # must not shadow a package (node.layout)
+    ("auth.secret", "secret", "", 16, 64),        # key bytes lo..hi; "" = not provisioned
     ("uart.id", "int", 0, 0, 2),
     ("uart.baud", "choice", 9600, (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200), 0),
     ("uart.tx", "pin", None, 48, 0),
@@ -32,6 +32,22 @@ SCHEMA = (
     ("uart.bits", "choice", 7, (7, 8), 0),
     ("uart.parity", "choice", "E", ("N", "E", "O"), 0),
     ("uart.stop", "choice", 1, (1, 2), 0),
+    # IEC 62056-21 optical-head port (node.iecport): off while iec.uart.id is null
+    ("iec.uart.id", "pin", None, 2, 0),
+    ("iec.uart.tx", "pin", None, 48, 0),
+    ("iec.uart.rx", "pin", None, 48, 0),
+    ("iec.baud", "choice", 9600, (300, 600, 1200, 2400, 4800, 9600, 19200), 0),
+    # Bluetooth LE (lib/ble, docs/ble.md); name "" = rbmeter-<node id>
+    ("ble.enabled", "bool", False, 0, 0),
+    ("ble.name", "str", "", 0, 24),
+    ("ble.max_conn", "int", 2, 1, 3),
+    ("ble.mtu", "int", 247, 23, 247),
+    ("ble.totals_ms", "int", 1000, 200, 60000),
+    ("ble.bthome", "bool", True, 0, 0),
+    ("ble.bthome_s", "int", 5, 1, 10),
+    ("ble.bthome_module", "int", 0, 0, 7),
+    ("ble.bthome_ch", "int", 0, 0, 2),
+    ("ble.bthome_key", "key16", "", 0, 0),   # BTHome AES-CCM bind key: "" or 32 hex
 )
 MODULE_SCHEMA = (
     ("addr", "int", 0x50, 0x08, 0x77),
@@ -67,6 +83,35 @@ def _check(typ, v, lo, hi):
         if len(v) < lo or len(v) > hi:
             return False, "length must be %d..%d" % (lo, hi)
         return True, v
+    if typ == "dir":
+        # '/<first>/...' where <first> can never be an import name: sys.path
+        # holds '' (the root) and '/lib' on rp2/ESP32
+        if not isinstance(v, str) or not lo <= len(v) <= hi or v[0] != "/":
+            return False, "expected an absolute path of %d..%d chars" % (lo, hi)
+        first = v[1:].split("/")[0]
+        if first in ("", ".", "..") or _importable(first) or first == "lib":
+            return False, "must not be a possible module name (use e.g. /rbmeter.d)"
+        return True, v
+    if typ == "secret":
+        # a passphrase of lo..hi characters, or 'hex:' + 2*lo..2*hi hex digits
+        # (a binary key); shorter keys are refused: docs/protocol.md
+        if not isinstance(v, str):
+            return False, "expected a string"
+        if v == "":
+            return True, v
+        if v.startswith("hex:"):
+            h = v[4:]
+            if len(h) % 2 or not 2 * lo <= len(h) <= 2 * hi or \
+                    any(c not in "0123456789abcdefABCDEF" for c in h):
+                return False, "refused: hex key must be %d..%d hex digits (%d..%d bytes)" % (2 * lo, 2 * hi, lo, hi)
+            return True, v
+        if not lo <= len(v) <= hi:
+            return False, "refused: passphrase must be %d..%d characters (or hex:<%d+ hex digits>)" % (lo, hi, 2 * lo)
+        return True, v
+    if typ == "key16":
+        if not isinstance(v, str) or v and (len(v) != 32 or any(c not in "0123456789abcdefABCDEF" for c in v)):
+            return False, "expected \"\" or 32 hex digits (16 bytes)"
+        return True, v.lower()
     if typ == "choice":
         for c in lo:
             if v == c and type(v) is type(c):
@@ -75,9 +120,19 @@ def _check(typ, v, lo, hi):
     return False, "bad schema type"
 
 
+def _importable(name):
+    # same rule as node.layout.importable (store must not import node)
+    if not name or name[0].isdigit():
+        return False
+    for c in name:
+        if not (c.isalpha() or c.isdigit() or c == "_"):
+            return False
+    return True
+
+
 def _coerce(typ, v, lo):
     # protocol SET sends text; JSON callers send real values
-    if not isinstance(v, str) or typ == "str":
+    if not isinstance(v, str) or typ == "str" or typ == "dir" or typ == "key16":
         return v
     s = v.strip()
     if typ == "bool":
@@ -125,10 +180,12 @@ def _default_channel():
     return c
 
 
-def defaults():
+def defaults(profile=None):
+    """profile: {dotted key: value} of the board (node.profile), e.g. the
+    console UART that leaves the port's REPL alone."""
     cfg = {}
     for k, t, dv, lo, hi in SCHEMA:
-        _put(cfg, k.split("."), dv)
+        _put(cfg, k.split("."), profile[k] if profile and k in profile else dv)
     cfg["modules"] = [_default_module()]
     return cfg
 
@@ -157,10 +214,10 @@ def _flat_section(src, schema, where, errs):
     return out
 
 
-def validate(raw):
+def validate(raw, profile=None):
     """(config, errors) from a parsed JSON value."""
     errs = []
-    cfg = defaults()
+    cfg = defaults(profile)
     if not isinstance(raw, dict):
         return cfg, ["config: top level must be an object; using defaults"]
     for k in raw:
@@ -175,7 +232,7 @@ def validate(raw):
         if ok:
             _put(cfg, path, r)
         else:
-            errs.append("%s: %s; using %r" % (k, r, dv))
+            errs.append("%s: %s; using %r" % (k, r, _get(cfg, path)[1]))
     for sec in raw:
         if isinstance(raw[sec], dict) and sec in cfg and isinstance(cfg[sec], dict):
             for k in raw[sec]:
@@ -222,7 +279,7 @@ def validate(raw):
     return cfg, errs
 
 
-def load(path="/config.json", fs=None):
+def load(path="/config.json", fs=None, profile=None):
     """(config, errors). Never raises."""
     try:
         if fs is not None:
@@ -231,15 +288,15 @@ def load(path="/config.json", fs=None):
             with open(path, "rb") as f:
                 text = f.read()
     except OSError:
-        return defaults(), ["%s: missing or unreadable; using defaults" % path]
+        return defaults(profile), ["%s: missing or unreadable; using defaults" % path]
     try:
         raw = json.loads(text)
     except (ValueError, TypeError, UnicodeError):
-        return defaults(), ["%s: not valid JSON; using defaults" % path]
+        return defaults(profile), ["%s: not valid JSON; using defaults" % path]
     try:
-        return validate(raw)
+        return validate(raw, profile)
     except Exception as e:   # a broken config must never stop the meter
-        return defaults(), ["%s: %s; using defaults" % (path, e)]
+        return defaults(profile), ["%s: %s; using defaults" % (path, e)]
 
 
 def _lookup(key):

@@ -118,7 +118,7 @@ class Store:
 
     # ---- boot ---------------------------------------------------------
     def _tag(self, nf):
-        s = bytearray()
+        s = bytearray(b"\x02")              # fast record layout 2 (1-byte len and seqs)
         for k in self.ckeys:
             s.extend(k.encode())
             s.append(0)
@@ -260,6 +260,11 @@ class Store:
             self._fidx = tuple(range(nf))
         nf = len(self._fidx)
         self.fast = rtcmem.Fast(self._fast_be, len(self.chans), nf * len(self.chans), self._tag(nf))
+        if self.fast.cap and self.fast.min_len() > self.fast.cap:
+            # can never fit: no fast state rather than a commit every min interval
+            self.report.append("fast state off: %d channels x %d fields do not fit %d bytes" % (
+                len(self.chans), nf, self.fast.cap))
+            self.fast = rtcmem.Fast(rtcmem.Noop(), len(self.chans), 0, 0)
 
     def _apply(self, i, t, d):
         base = list(t) if t is not None else list(self.src.state(i))
@@ -407,10 +412,11 @@ class Store:
             t = self.saved[i]
             for k in range(nf):
                 f.base[i * nf + k] = t[fi[k]] if (t is not None and fi[k] < len(t)) else 0
-            f.seqs[i] = self.seq[i] & 0xFFFF
+            f.seqs[i] = self.seq[i] & 0xFF
         f.overflows = 0
         self._load_cur(states)
-        f.update()
+        if not f.update():
+            f.clear()            # an older record must not outlive its base seqs
 
     # ---- commands -----------------------------------------------------
     def index(self, module, ch):
@@ -462,6 +468,22 @@ class Store:
 
     def shutdown(self):
         return self.commit(record.K_SHUTDOWN)
+
+    def save(self):
+        """Signed SAVE: a record for each channel whose state differs from
+        its last record; nothing (no flash write, no commit) when none does.
+        Returns (all reached flash, channels written)."""
+        n = len(self.chans)
+        states = [self.src.state(i) for i in range(n)]
+        todo = 0
+        for i in range(n):
+            if states[i] != self.saved[i]:
+                todo += 1
+        if not todo:
+            return True, 0
+        before = self.files_written
+        ok = self.commit(record.K_COMMAND, states=states)
+        return ok, self.files_written - before
 
     def powerfail(self, _arg=None):
         """Commit now, ignoring the minimum interval (power-fail pin ISR via

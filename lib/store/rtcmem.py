@@ -10,11 +10,13 @@ Backends (one interface: capacity, load() -> bytes|None, store(buf, n), clear())
   RamFake    a bytearray the caller keeps across simulated reboots (tests)
   Noop       ports without retained RAM (unix, wasm): capacity 0
 
-Record: crc16(2) len(2) tag(1) base-seq low16 per slot (= per channel, 2
-each), then one zigzag varint per carried field: current value - value in
-that channel's last flash record. A slot is trusted at boot only if its base
-seq equals the seq of the flash record recovered for that channel (i.e. the
-fast record is newer than flash for it)."""
+Record (compact, so one three-channel module fits RP2's 28 bytes): crc16(2)
+len(1) tag(1), base-seq low 8 bits per slot (= per channel, 1 each), then one
+zigzag varint per carried field: current value - value in that channel's last
+flash record. A slot is trusted at boot only if its base seq equals the seq
+of the flash record recovered for that channel (i.e. the fast record is newer
+than flash for it). 8 bits suffice: the record is rewritten after every
+commit, and cleared when that rewrite does not fit."""
 from array import array
 
 from store.record import get_varint
@@ -25,7 +27,8 @@ except ImportError:
     def const(__x):
         return __x
 
-_HDR = const(5)
+_HDR = const(4)
+_MAXLEN = const(255)         # len is one byte
 _LIM = const(0x10000000)    # |diff| limit: zigzag stays a 31-bit small int
 
 
@@ -169,7 +172,7 @@ class Fast:
         self.be = backend
         cap = backend.capacity
         self.buf = bytearray(cap)
-        self.cap = cap
+        self.cap = cap if cap <= _MAXLEN else _MAXLEN
         self.nmods = nmods
         self.tag = tag & 0xFF
         self.cur = array("i", [0] * nvals)
@@ -182,15 +185,13 @@ class Fast:
         """Fill buf from cur - base; returns the length or -1 if it does not fit."""
         b = self.buf
         cap = self.cap
-        j = _HDR + 2 * self.nmods
+        j = _HDR + self.nmods
         if j > cap:
             return -1
-        b[4] = self.tag
+        b[3] = self.tag
         seqs = self.seqs
         for m in range(self.nmods):
-            s = seqs[m]
-            b[_HDR + 2 * m] = s & 0xFF
-            b[_HDR + 2 * m + 1] = s >> 8
+            b[_HDR + m] = seqs[m] & 0xFF
         cur = self.cur
         base = self.base
         for k in range(len(cur)):
@@ -208,8 +209,7 @@ class Fast:
                 return -1
             b[j] = z
             j += 1
-        b[2] = j & 0xFF
-        b[3] = j >> 8
+        b[2] = j
         c = crc16(b, 2, j)
         b[0] = c & 0xFF
         b[1] = c >> 8
@@ -232,10 +232,14 @@ class Fast:
         if self.cap:
             self.be.clear()
 
+    def min_len(self):
+        """Smallest record of this layout (every delta 0)."""
+        return _HDR + self.nmods + len(self.cur)
+
     def read(self, seqs):
         """Per-slot diffs from the retained record, or None if it is not
         valid (bad CRC, other layout tag, zeroed RAM). A slot whose base seq
-        (low 16 bits) differs from seqs[k] - the flash record was replaced
+        (low 8 bits) differs from seqs[k] - the flash record was replaced
         after the fast record was written - gets None instead of its diffs."""
         if self.cap == 0:
             return None
@@ -246,14 +250,14 @@ class Fast:
         ns = self.nmods
         if not b or len(b) < _HDR:
             return None
-        n = b[2] | (b[3] << 8)
-        if n < _HDR + 2 * ns or n > len(b):
+        n = b[2]
+        if n < _HDR + ns or n > len(b):
             return None
-        if crc16(b, 2, n) != (b[0] | (b[1] << 8)) or b[4] != self.tag:
+        if crc16(b, 2, n) != (b[0] | (b[1] << 8)) or b[3] != self.tag:
             return None
         per = len(self.cur) // ns if ns else 0
         out = []
-        j = _HDR + 2 * ns
+        j = _HDR + ns
         for m in range(ns):
             d = []
             for _ in range(per):
@@ -262,7 +266,7 @@ class Fast:
                 except ValueError:
                     return None
                 d.append(v)
-            ok = (b[_HDR + 2 * m] | (b[_HDR + 2 * m + 1] << 8)) == (seqs[m] & 0xFFFF)
+            ok = b[_HDR + m] == (seqs[m] & 0xFF)
             out.append(d if ok else None)
         if j != n:
             return None
