@@ -664,6 +664,9 @@ class Engine:
 
     def _c_config(self, parts, text):
         cfg = self.node.get_config()
+        more = getattr(self.node, "session_config", None)
+        if more is not None and self.authenticated:
+            cfg.update(more())       # shown inside a session only (the BTHome bind key)
         if len(parts) > 1:
             k = parts[1].lower()
             if k not in cfg:

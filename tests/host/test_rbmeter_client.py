@@ -21,7 +21,7 @@ from rbmeter import client as rbc
 from rbmeter import cli
 from rbmeter.ptybridge import PtyBridge
 
-SECRET = b"correct horse"
+SECRET = b"correct horse battery"
 
 
 class MemNode:
@@ -53,6 +53,10 @@ class MemNode:
     def save(self):
         self.saves += 1
 
+    def set_secret(self, key):
+        global SECRET
+        self.new_secret = key
+
     def preset(self, module, ch, imp, exp):
         if (module, ch) not in self.tot:
             raise ValueError("no such channel")
@@ -82,6 +86,9 @@ class MemNode:
 
     def event(self, kind, detail):
         self.events.append((kind, detail))
+
+    def audit(self, n):
+        return [(i + 1, 42, k, d) for i, (k, d) in enumerate(self.events)][-n:]
 
 
 class Peer:
@@ -169,10 +176,22 @@ def test_crc16_matches_firmware_and_check_value():
     assert rbc.unseal(b"no suffix") is None
 
 
-def test_hmac_matches_firmware():
-    nonce = b"00112233445566778899aabbccddeeff"
-    assert rbc.hmac_hex(SECRET, nonce) == proto_auth.hmac_sha256(SECRET, nonce).hex()
-    assert rbc.hmac_hex(b"k" * 100, nonce) == proto_auth.hmac_sha256(b"k" * 100, nonce).hex()
+def test_auth_and_signing_match_firmware():
+    nonce = "00112233445566778899aabbccddeeff"
+    for key in (SECRET, b"k" * 100):
+        assert proto_auth.response(key, "N1", nonce) == nonce + " " + rbc.auth_answer(key, "N1", nonce)
+        ks = rbc.session_key(key, "N1", nonce)
+        assert ks == proto_auth.session_key(key, "N1", bytes.fromhex(nonce))
+        for n in (1, 2, 2 ** 32 - 1):
+            assert rbc.sign(ks, n, "SET name a b") == proto_auth.sign(ks, n, "SET name a b")
+        assert rbc.key_pad(ks, 7, 64) == proto_auth.key_pad(ks, 7, 64)
+
+
+def test_client_refuses_cr_lf_nul_values():
+    for bad in ("a\nRESET TOTALS\nx", "a\rb", "a\x00b"):
+        with pytest.raises(ValueError):
+            rbc.check_value(bad)
+    rbc.check_value("a b\tc")
 
 
 def test_kwh_parse_format_exact():
@@ -281,22 +300,42 @@ def test_auth_then_preset_reset_set(peer):
         assert c.set("save_interval_s", "600") == "600"
         c.reset("totals", "0x50", 0)
         assert peer.node.tot[("0x50", 0)] == [0, 0]
+        c.save()
+        assert peer.node.saves == 1
+        # an injected second line never leaves the client
+        with pytest.raises(ValueError):
+            c.set("name", "a\nRESET TOTALS\nx")
+        assert peer.node.cfg["name"] == "bench"
         c.logout()
         with pytest.raises(rbc.NodeError):
             c.set("name", "x")
-    # the secret never crossed the link
+        assert [r["kind"] for r in c.audit(3)][-1] == "logout"
+    # the secret never crossed the link; every mutating line was signed
     assert all(SECRET not in l for l in peer.rx)
     assert ("auth_ok", "") in peer.node.events
+    for l in peer.rx:
+        p = proto_crc.verify(l.strip()) or l
+        if p.split()[0] in (b"PRESET", b"SET", b"RESET", b"SAVE"):
+            assert proto_auth.split_signed(p.decode().strip()) is not None, l
 
 
-def test_auth_wrong_secret(peer):
+def test_auth_wrong_secret_no_lockout(peer):
     with client_for(peer) as c:
         with pytest.raises(rbc.AuthError) as e:
-            c.auth(b"wrong")
+            c.auth(b"wrong secret, long enough")
         assert e.value.code == 403
-        with pytest.raises(rbc.AuthError) as e:    # locked out now
-            c.auth(SECRET)
-        assert e.value.code == 429
+        assert c.auth(SECRET) == "authenticated"      # no lockout
+        c.logout()
+
+
+def test_key_change_over_the_link(peer):
+    with client_for(peer) as c:
+        c.auth(SECRET)
+        new = b"a brand new secret of 32 bytes!!"
+        assert c.change_key(new) == "key changed"
+        assert peer.node.new_secret == new
+        c.logout()
+    assert all(new not in l and new.hex().encode() not in l for l in peer.rx)
 
 
 def test_iec_readout(peer):
@@ -342,10 +381,10 @@ def test_cli_preset_needs_secret_and_uses_it(peer, capsys, monkeypatch, tmp_path
     monkeypatch.setenv("HOME", str(tmp_path))
     rc, _, err = run_cli(["preset", "0x50", "0", "12.5", "0"] + port, capsys)
     assert rc == 2 and "no secret" in err
-    monkeypatch.setenv("RBMETER_SECRET", "nope")
+    monkeypatch.setenv("RBMETER_SECRET", "nope, not the secret")
     rc, _, err = run_cli(["preset", "0x50", "0", "12.5", "0"] + port, capsys)
     assert rc == 3 and "authentication failed" in err
-    peer.eng.auth._lock_ms = 0                # skip the lockout the wrong secret caused
+    assert peer.rx[-1].startswith(b"LOGOUT")   # logged out also after the failure
     f = tmp_path / "sec"
     f.write_text(SECRET.decode() + "\n")
     rc, out, _ = run_cli(["preset", "0x50", "0", "12.5", "0.000001", "--secret-file", str(f), "--json"] + port, capsys)
@@ -359,6 +398,13 @@ def test_cli_preset_needs_secret_and_uses_it(peer, capsys, monkeypatch, tmp_path
     assert rc == 0 and peer.node.resets[-1] == ("counters", None, None)
     rc, out, _ = run_cli(["set", "name", "my", "meter"] + port, capsys)
     assert rc == 0 and peer.node.cfg["name"] == "my meter"
+    assert peer.rx[-1].startswith(b"LOGOUT @")         # signed logout at the end
+    rc, out, err = run_cli(["set", "name", "a\nRESET TOTALS\nx"] + port, capsys)
+    assert rc == 2 and "LF" in err and peer.node.cfg["name"] == "my meter"
+    rc, out, _ = run_cli(["save", "--json"] + port, capsys)
+    assert rc == 0 and peer.node.saves == 1
+    rc, out, _ = run_cli(["audit", "5", "--json"] + port, capsys)
+    assert rc == 0 and json.loads(out)[-1]["kind"] == "logout"
 
 
 def test_cli_obis(peer, capsys):
@@ -410,8 +456,9 @@ def test_monitor_port_shares_console_without_crosstalk():
         # the person switches JSON on and streams LIVE: the monitor copes, the person
         # keeps getting exactly their own replies and the LIVE lines
         person.write(b"JSON ON\r\nLIVE 200\r\n")
-        got = read_until(person, lambda d: d.count(b'{"ok":true}') >= 2 and b'"t":"live"' in d)
-        assert got.count(b'{"ok":true}') == 2 and b'"t":"live"' in got
+        got = read_until(person, lambda d: d.count(b'{"ok":true') >= 2 and b'"t":"live"' in d)
+        assert got.count(b'{"ok":true') == 2 and b'"t":"live"' in got
+        assert b'{"ok":true,"msg":"live_ms=200"}' in got
         time.sleep(0.4)                                     # person idle -> monitor may inject
         ch = mon.channels()
         assert ch[0]["import_mwh"] == 1234567

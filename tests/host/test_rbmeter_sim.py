@@ -137,14 +137,14 @@ def test_cli_commands_against_the_real_node(tmp_path, capsys, monkeypatch):
     """Every console command of rbmeter against simnode (after DONE the node
     keeps serving its console), incl. AUTH with a provisioned secret."""
     from rbmeter import cli
-    sim = S.Sim(S.SimOptions(virtual=True, duration_s=30, start_ms=43200000, secret="s3cret horse",
+    sim = S.Sim(S.SimOptions(virtual=True, duration_s=30, start_ms=43200000, secret="s3cret horse battery",
                              state=str(tmp_path / "b")))
     try:
         sim.start()
         sim.run_to_end()
         assert sim.state_name == "done", sim.error
         port = ["--port", sim.console]
-        monkeypatch.setenv("RBMETER_SECRET", "s3cret horse")
+        monkeypatch.setenv("RBMETER_SECRET", "s3cret horse battery")
 
         def run(*argv):
             rc = cli.main(list(argv) + port)
@@ -167,7 +167,7 @@ def test_cli_commands_against_the_real_node(tmp_path, capsys, monkeypatch):
         assert "save.max_interval_s" in run("set", "save.max_interval_s", "300")
         run("reset", "totals", "0x50", "1", "--yes")
         assert json.loads(run("totals", "0x50", "1", "--json"))[0]["export_mwh"] == 0
-        monkeypatch.setenv("RBMETER_SECRET", "wrong")
+        monkeypatch.setenv("RBMETER_SECRET", "wrong but long enough")
         assert cli.main(["reset", "counters", "--yes"] + port) == 3
         capsys.readouterr()
     finally:

@@ -25,9 +25,8 @@ def test_case_insensitive_and_terminators():
 def test_crlf_is_one_line_and_blank_lines_ignored():
     r = Rig()
     assert r.send("\r\n\n\r\r\n") == []
-    lines = r.send("save\r\nsave\r\n")
+    lines = r.send("json off\r\nlogout\r\n")
     assert lines == ["OK", "OK"]
-    assert r.node.saves == 2
 
 
 def test_byte_by_byte_equals_whole():
@@ -72,7 +71,7 @@ def test_help():
     assert lines[-1] == "OK"
     names = [l.split()[0] for l in lines[:-1]]
     for c in ("HELP", "INFO", "READ", "TOTALS", "LIVE", "STATUS", "SAVE", "JSON", "AUTH",
-              "LOGOUT", "SET", "PRESET", "RESET", "REBOOT", "CONFIG"):
+              "LOGOUT", "SET", "PRESET", "RESET", "REBOOT", "CONFIG", "KEY", "AUDIT"):
         assert c in names
     lines = r.send("help preset\n")
     assert lines[0] == "PRESET <module> <ch> <import_kwh> <export_kwh>"
@@ -94,31 +93,79 @@ def test_unauthenticated_mutations_refused_and_counted():
     r = Rig()
     before = r.node.totals()
     for cmd in ("SET name x", "PRESET 0x50 0 1 1", "RESET totals", "RESET config", "reboot",
-                "preset 0x50 0 0 0", "set live_ms 5"):
+                "preset 0x50 0 0 0", "set live_ms 5", "SAVE", "KEY " + "00" * 16):
         assert r.send(cmd + "\n") == ["ERR 401 auth required"], cmd
-    assert r.node.mut == []
+    assert r.node.mut == [] and r.node.saves == 0
     assert r.node.totals() == before
-    assert r.eng.refused == 7
+    assert r.eng.refused == 9
     assert ("refused", "PRESET") in r.node.events
+    # an open session does not authorise unsigned commands
+    r.login()
+    assert r.send("PRESET 0x50 0 1 1\n") == ["ERR 401 auth required"]
+    assert r.send("SAVE\n") == ["ERR 401 auth required"]
+    assert r.node.mut == [] and r.node.saves == 0
 
 
-def test_auth_then_mutations_reach_node_and_are_audited():
+def test_auth_then_signed_mutations_reach_node_and_are_audited():
     r = Rig()
     r.login()
-    assert r.send("PRESET 0x50 1 12.5 0.000001\n") == ["OK"]
+    assert r.ssend("PRESET 0x50 1 12.5 0.000001") == ["OK"]
     assert r.node.mut[-1] == ("preset", "0x50", 1, 12500000, 1)
     assert r.send("read 0x50 1\n")[0].startswith("CH module=0x50 ch=1 import_kwh=12.500000 export_kwh=0.000001")
-    assert r.send("SET name Living Room\n") == ["OK"]
+    assert r.ssend("SET name Living Room") == ["OK"]
     assert r.node.mut[-1] == ("set", "name", "Living Room")
-    assert r.send("RESET TOTALS 0x50 0\n") == ["OK"]
+    assert r.ssend("RESET TOTALS 0x50 0") == ["OK"]
     assert r.node.mut[-1] == ("reset", "totals", "0x50", 0)
-    assert r.send("reset counters\n") == ["OK"]
-    assert r.send("reboot\n") == ["OK"]
+    assert r.ssend("reset counters") == ["OK"]
+    assert r.ssend("SAVE") == ["OK"] and r.node.saves == 1
+    assert r.ssend("reboot") == ["OK"]
     assert r.node.mut[-1] == ("reboot",)
-    assert ("cmd", "PRESET 0x50 1 12.500000 0.000001") in r.node.events
-    assert r.send("set secret hunter2\n")[0].startswith("ERR 400")
-    assert ("cmd", "SET secret ***") in r.node.events
+    # audit records are written after the change, with the outcome
+    assert ("cmd", "PRESET 0x50 1 12.500000 0.000001 -> ok") in r.node.events
+    assert r.ssend("set secret hunter2")[0].startswith("ERR 400")
+    assert ("cmd", "SET secret *** -> failed 400") in r.node.events
     assert r.eng.mutations == 6
+    k = r.node.events.index(("cmd", "SET name Living Room -> ok"))
+    assert r.node.mut.index(("set", "name", "Living Room")) < k
+    lines = r.send("AUDIT 2\n")
+    assert lines[-1] == "OK" and len(lines) == 3
+    assert lines[1] == 'AUDIT seq=%d uptime_s=42 kind=cmd detail="SET secret *** -> failed 400"' % len(r.node.audits)
+    assert r.send("AUDIT 0\n")[0].startswith("ERR 400")
+
+
+def test_signature_replay_reorder_alter_other_node():
+    r = Rig()
+    r.login()
+    s1 = r.signed("PRESET 0x50 0 1 1")
+    s2 = r.signed("PRESET 0x50 0 2 2")
+    assert r.send(s2 + "\n") == ["OK"]
+    assert r.send(s1 + "\n") == ["ERR 401 bad signature"]          # reordered (n lower)
+    assert r.send(s2 + "\n") == ["ERR 401 bad signature"]          # replayed
+    s3 = r.signed("PRESET 0x50 0 3 3")
+    assert r.send(s3.replace("3 3", "3 4", 1) + "\n") == ["ERR 401 bad signature"]   # altered
+    assert r.send(s3.lower() + "\n") == ["ERR 401 bad signature"]  # case is signed too
+    assert r.send(s3 + "\n") == ["OK"]                               # n was not burnt by fakes
+    # the same signature from another node's session (other node_id) does not fit
+    other = Rig()
+    other.node.node_id = lambda: "N0002"
+    other.login()
+    other.n = r.n
+    assert r.send(other.signed("PRESET 0x50 0 9 9") + "\n") == ["ERR 401 bad signature"]
+    assert r.node.mut == [("preset", "0x50", 0, 2000000, 2000000), ("preset", "0x50", 0, 3000000, 3000000)]
+    # after LOGOUT nothing signed with the old key passes
+    s4 = r.signed("SAVE")
+    r.send("LOGOUT\n")
+    assert r.send(s4 + "\n") == ["ERR 401 bad signature"]
+    # a counter beyond 2^32-1, or malformed signatures, are not signatures
+    assert r.send("SAVE @4294967296 " + "00" * 16 + "\n") == ["ERR 401 auth required"]
+    assert r.send("SAVE @0 " + "00" * 16 + "\n") == ["ERR 401 auth required"]
+
+
+def test_signed_read_commands_and_logout_are_accepted():
+    r = Rig()
+    r.login()
+    assert r.ssend("READ 0x50 0")[-1] == "OK"
+    assert r.ssend("LOGOUT") == ["OK"] and not r.eng.authenticated
 
 
 def test_bad_arguments_do_not_mutate():
@@ -129,98 +176,153 @@ def test_bad_arguments_do_not_mutate():
                 "PRESET x50 0 1 1", "PRESET 0x50 a 1 1",
                 "PRESET 0x50 0 12345678901 0", "RESET all", "RESET config 0x50", "SET name",
                 "RESET totals 0x50 0 9"):
-        lines = r.send(cmd + "\n")
+        lines = r.ssend(cmd)
         assert len(lines) == 1 and lines[0].startswith("ERR 400"), (cmd, lines)
     assert r.node.mut == []
     # the node's own validation: ValueError message passed through
-    assert r.send("PRESET 0x52 0 1 1\n") == ["ERR 400 no such channel"]
-    assert r.send("SET nope 1\n") == ["ERR 400 unknown key nope"]
+    assert r.ssend("PRESET 0x52 0 1 1") == ["ERR 400 no such channel"]
+    assert r.ssend("SET nope 1") == ["ERR 400 unknown key nope"]
 
 
 def test_module_argument_forms():
     # hex address, decimal address, or the module's position in INFO
     r = Rig()
     r.login()
-    assert r.send("PRESET 0X50 0 1 2\n") == ["OK"]
+    assert r.ssend("PRESET 0X50 0 1 2") == ["OK"]
     assert r.node.mut[-1] == ("preset", "0x50", 0, 1000000, 2000000)
-    assert r.send("PRESET 80 1 3 4\n") == ["OK"]
+    assert r.ssend("PRESET 80 1 3 4") == ["OK"]
     assert r.node.mut[-1] == ("preset", "0x50", 1, 3000000, 4000000)
     addrs = [m["addr"] for m in r.node.info()["modules"]]
-    assert r.send("PRESET 1 0 5 6\n") == ["OK"]
+    assert r.ssend("PRESET 1 0 5 6") == ["OK"]
     assert r.node.mut[-1] == ("preset", addrs[1], 0, 5000000, 6000000)
-    assert r.send("PRESET 7 0 5 6\n") == ["ERR 404 no module #7"]
+    assert r.ssend("PRESET 7 0 5 6") == ["ERR 404 no module #7"]
     assert r.send("read 0\n")[0].startswith("CH module=%s ch=0 " % addrs[0])
-    assert r.send("RESET TOTALS 80 1\n") == ["OK"]
+    assert r.ssend("RESET TOTALS 80 1") == ["OK"]
     assert r.node.mut[-1] == ("reset", "totals", "0x50", 1)
 
 
-def test_wrong_answers_rate_limited():
+def _answer(r, nonce, secret=SECRET):
+    return "AUTH " + proto.auth.response(secret, r.node.node_id(), nonce) + "\n"
+
+
+def test_wrong_answer_burns_its_challenge_only_and_is_held_back():
     r = Rig()
-    assert r.send("AUTH\n")[-1] == "OK"
-    assert r.send("AUTH " + "00" * 32 + "\n") == ["ERR 403 auth failed, retry in 1 s"]
-    assert r.send("AUTH\n") == ["ERR 429 locked, retry in 1 s"]
-    r.step(1000)
-    r.send("AUTH\n")
-    assert r.send("AUTH " + "00" * 32 + "\n") == ["ERR 403 auth failed, retry in 2 s"]
-    r.step(1999)
-    assert r.send("AUTH\n")[0].startswith("ERR 429")
-    # a transport reset (reconnect) does not clear the lockout
-    r.eng.reset(r.now())
-    assert r.send("AUTH\n")[0].startswith("ERR 429")
-    r.step(1)
-    assert r.send("AUTH\n")[-1] == "OK"
+    r.eng.auth._urandom = _counter_rand()
+    n1 = r.send("AUTH\n")[0].split("=")[1]
+    n2 = r.send("AUTH\n")[0].split("=")[1]
+    assert n1 != n2 and len(n1) == 32
+    # a wrong answer for n1: no reply now, ERR 403 about 100 ms later
+    assert r.send("AUTH %s %s\n" % (n1, "00" * 32)) == []
+    assert r.send("INFO\n")[-1] == "OK"                   # nothing else waits for it
+    assert r.eng.poll(r.now()) == 100
+    assert r.step(99) == b""
+    assert r.step(1) == b"ERR 403 auth failed\r\n"
+    # n1 is burnt, n2 still open: no lockout
+    assert r.send(_answer(r, n1)) == []
+    assert r.step(100) == b"ERR 409 no such open challenge, send AUTH first\r\n"
+    assert r.send(_answer(r, n2)) == ["OK authenticated"]
     assert r.eng.auth.fail_total == 2
-    assert [e for e in r.node.events if e[0] == "auth_fail"] == [("auth_fail", "fails=1"), ("auth_fail", "fails=2")]
+    assert ("auth_fail", "") in r.node.events
     assert "auth_fail=2" in " ".join(r.send("status\n"))
-    r.send("AUTH\n")
-    r.login()
-    assert r.eng.auth.fails == 0
+    # malformed answers are held back too
+    assert r.send("AUTH 00\n") == []
+    assert r.step(100).startswith(b"ERR 400 usage")
 
 
-def test_replayed_answer_rejected():
+def _counter_rand():
+    state = [0]
+
+    def rnd(k):
+        state[0] += 1
+        return bytes([state[0] & 255]) * k
+    return rnd
+
+
+def test_four_open_challenges_a_stranger_cannot_cancel_the_owners():
     r = Rig()
-    lines = r.send("AUTH\n")
-    nonce = lines[0].split("=")[1]
-    mac = binascii.hexlify(proto.hmac_sha256(SECRET, nonce.encode())).decode()
-    assert r.send("AUTH %s\n" % mac) == ["OK authenticated"]
+    r.eng.auth._urandom = _counter_rand()
+    mine = r.send("AUTH\n")[0].split("=")[1]
+    for _ in range(3):                                      # a stranger asks 3 more
+        r.send("AUTH\n")
+    assert r.eng.auth.open_challenges(r.now()) == 4
+    assert r.send(_answer(r, mine)) == ["OK authenticated"]
+    # a 5th challenge replaces the oldest
+    r2 = Rig()
+    r2.eng.auth._urandom = _counter_rand()
+    old = r2.send("AUTH\n")[0].split("=")[1]
+    for _ in range(4):
+        r2.send("AUTH\n")
+    r2.send(_answer(r2, old))
+    assert r2.step(100).startswith(b"ERR 409")
+
+
+def test_nonce_single_use_and_expiry():
+    r = Rig()
+    nonce = r.send("AUTH\n")[0].split("=")[1]
+    ans = _answer(r, nonce)
+    assert r.send(ans) == ["OK authenticated"]
     assert r.send("LOGOUT\n") == ["OK"]
     assert not r.eng.authenticated
-    assert r.send("AUTH %s\n" % mac)[0].startswith("ERR 409")
+    assert r.send(ans) == []
+    assert r.step(100).startswith(b"ERR 409")
     assert r.send("SET name x\n") == ["ERR 401 auth required"]
+    nonce = r.send("AUTH\n")[0].split("=")[1]
+    r.step(60_001)
+    r.send(_answer(r, nonce))
+    assert r.step(100).startswith(b"ERR 409")
 
 
 def test_no_secret_and_auth_usage():
     r = Rig(FakeNode(secret=b""))
     assert r.send("AUTH\n") == ["ERR 403 no secret provisioned"]
     r = Rig()
-    assert r.send("AUTH a b\n")[0].startswith("ERR 400")
+    r.send("AUTH a b c\n")
+    assert r.step(100).startswith(b"ERR 400")
 
 
-def test_idle_timeout_and_reset_log_out():
+def test_idle_timeout_only_signed_commands_keep_the_session():
     r = Rig(start=PERIOD - 1000)
     r.login()
-    r.step(599_000)
-    assert r.send("SET name a\n") == ["OK"]          # activity keeps the session
-    r.step(600_000)
+    r.step(299_000)
+    assert r.ssend("SET name a") == ["OK"]          # a signed command keeps the session
+    r.step(150_000)
+    assert r.send("READ\n")[-1] == "OK"              # a READ does not
+    r.step(150_000)
     assert r.eng.authenticated
     r.step(1)
     assert not r.eng.authenticated
     assert ("logout", "idle") in r.node.events
-    assert r.send("SET name b\n") == ["ERR 401 auth required"]
+    assert r.ssend("SET name b") == ["ERR 401 bad signature"]
     r.login()
-    r.eng.reset(r.now())
-    assert r.send("SET name b\n") == ["ERR 401 auth required"]
+    r.eng.reset(r.now())                              # UART break / BLE disconnect
+    assert r.ssend("SET name b") == ["ERR 401 bad signature"]
+    assert r.eng.auth.open_challenges(r.now()) == 0
+
+
+def test_key_change_xor_keystream():
+    r = Rig()
+    r.login()
+    new = bytes(range(100, 140))                      # 40 bytes: two keystream blocks
+    n = r.n + 1
+    ct = proto.auth.xor(new, proto.auth.key_pad(r.ks, n, len(new)))
+    assert r.ssend("KEY " + binascii.hexlify(ct).decode()) == ["OK key changed"]
+    assert r.node.mut[-1] == ("key", new) and r.node.secret() == new
+    assert ("cmd", "KEY (40 bytes) -> ok") in r.node.events
+    assert binascii.hexlify(new).decode() not in repr(r.node.events)
+    assert r.ssend("KEY 00") [0].startswith("ERR 400")
+    r.send("LOGOUT\n")
+    r.login()                                         # the new secret works
+    assert r.eng.authenticated
 
 
 def test_overlong_line_discarded_until_newline():
     r = Rig(max_line=32)
     assert r.send("S" * 31 + "\n")[0].startswith("ERR 404")          # 31 fits
     assert r.send("x" * 32 + "\n")[0].startswith("ERR 404")          # exactly max fits
-    lines = r.send("SAVE" + " " * 40)
+    lines = r.send("INFO" + " " * 40)
     assert lines == []
-    lines = r.send("more garbage SAVE\nSAVE\n")
+    lines = r.send("more garbage INFO\nLOGOUT\n")
     assert lines == ["ERR 414 line too long (max 32)", "OK"]
-    assert r.node.saves == 1
 
 
 def test_binary_noise_gives_err_never_mutates():
@@ -236,8 +338,8 @@ def test_binary_noise_gives_err_never_mutates():
 
 def test_backspace_edits_line():
     r = Rig()
-    assert r.send("SAVX\x08E\n") == ["OK"]
-    assert r.send("\x7f\x7fSAVE\n") == ["OK"]
+    assert r.send("LOGOUX\x08T\n") == ["OK"]
+    assert r.send("\x7f\x7fLOGOUT\n") == ["OK"]
 
 
 def test_reset_drops_partial_line():
@@ -245,9 +347,9 @@ def test_reset_drops_partial_line():
     r.send("PRES")
     r.eng.reset(r.now())
     assert r.send("AVE\n")[0].startswith("ERR 404")
-    r.send("SA")
+    r.send("LOG")
     r.eng.reset(r.now())
-    assert r.send("SAVE\n") == ["OK"]
+    assert r.send("LOGOUT\n") == ["OK"]
 
 
 def _raise(e):
@@ -256,12 +358,14 @@ def _raise(e):
 
 def test_node_errors_become_err_lines():
     r = Rig()
+    r.login()
     r.node.fail_info = True
     assert r.send("INFO\n") == ["ERR 500 io error 5"]
     r.node.save = lambda: _raise(OSError(5, "commit failed"))
-    assert r.send("SAVE\n") == ["ERR 500 io error 5 commit failed"]
+    assert r.ssend("SAVE") == ["ERR 500 io error 5 commit failed"]
+    assert ("cmd", "SAVE -> failed 500") in r.node.events
     r.node.save = lambda: "saved 3 records"
-    assert r.send("SAVE\n") == ["OK saved 3 records"]
+    assert r.ssend("SAVE") == ["OK saved 3 records"]
     r.node.status = None        # broken node: TypeError inside the command
     assert r.send("STATUS\n") == ["ERR 500 internal error"]
 
@@ -275,8 +379,8 @@ def test_writer_errors_are_swallowed():
         raise OSError(11)
     from clock import Ticks
     e = proto.Engine(node, bad_write, Ticks(), lambda n: b"\x00" * n)
-    e.feed(b"READ\nSAVE\n", 0)
-    assert len(calls) == 5 and e.write_errors == 5 and node.saves == 1
+    e.feed(b"READ\nLOGOUT\n", 0)
+    assert len(calls) == 5 and e.write_errors == 5
 
 
 def test_reboot_optional():
@@ -284,7 +388,7 @@ def test_reboot_optional():
         reboot = None
     r = Rig(NoReboot())
     r.login()
-    assert r.send("REBOOT\n") == ["ERR 501 reboot not supported"]
+    assert r.ssend("REBOOT") == ["ERR 501 reboot not supported"]
 
 
 def _json_lines(lines):
@@ -319,19 +423,30 @@ def test_json_mode_every_line_sealed():
 
 def test_json_input_checksum():
     r = Rig()
+    r.login()
     r.send("JSON ON\n")
-    good = crc.seal(b"SAVE").decode()
+    # the signature goes inside the sealed payload: '<cmd> @<n> <tag>*XXXX'
+    good = crc.seal(r.signed("SAVE")).decode()
     assert _json_lines(r.send(good + "\n")) == [{"ok": True}]
     assert r.node.saves == 1
+    good = crc.seal(r.signed("SAVE")).decode()
     bad = good[:-1] + ("0" if good[-1] != "0" else "1")
     assert _json_lines(r.send(bad + "\n")) == [{"ok": False, "err": 400, "msg": "bad checksum"}]
     assert r.node.saves == 1
-    assert _json_lines(r.send("SAVE\n")) == [{"ok": True}]     # unsealed input still accepted
+    assert _json_lines(r.ssend("SAVE")) == [{"ok": True}]     # unsealed input still accepted
+    assert r.node.saves == 2
+    # a sealed line with a NUL or a CR inside a field: nothing runs
+    sealed = crc.seal(r.signed("SET name a\x00b"))
+    assert _json_lines(r.send(sealed + b"\n")) == [{"ok": False, "err": 400, "msg": "bad character"}]
+    sealed = crc.seal(r.signed("SET name a\rRESET TOTALS"))
+    objs = _json_lines(r.send(sealed + b"\n"))
+    assert [o.get("err") for o in objs] == [401, 400]
+    assert r.node.mut == []
 
 
 def test_live_stream_framed_and_timed():
     r = Rig(start=PERIOD - 700)
-    assert r.send("LIVE 500\n") == ["OK"]
+    assert r.send("LIVE 500\n") == ["OK live_ms=500"]
     out = r.step(0).decode().splitlines()
     assert out[0] == "LIVE module=0x50 ch=0 p_w=1500.000 u_v=230.5 i_a=6.5 pf=0.98"
     assert out[1] == "LIVE module=0x50 ch=1 p_w=-800.123 u_v=230.5 i_a=3.5 pf=-0.9"
@@ -350,12 +465,20 @@ def test_live_stream_framed_and_timed():
     assert r.eng.poll(r.now()) is None
 
 
-def test_live_arguments():
+def test_live_arguments_and_clamp():
     r = Rig()
-    assert r.send("LIVE\n") == ["OK"] and r.eng.live_ms == 1000
-    for bad in ("LIVE 199", "LIVE 60001", "LIVE -5", "LIVE x", "LIVE 1 2"):
+    assert r.send("LIVE\n") == ["OK live_ms=1000"] and r.eng.live_ms == 1000
+    for bad in ("LIVE 60001", "LIVE -5", "LIVE x", "LIVE 1 2", "LIVE 0"):
         assert r.send(bad + "\n")[0].startswith("ERR 400"), bad
     assert r.eng.live_ms == 1000
+    # 3 channels at 115200 Bd: the 200 ms floor; a shorter request is clamped
+    assert r.send("LIVE 1\n") == ["OK live_ms=200"] and r.eng.live_ms == 200
+    # the minimum scales with channels and line speed: 3 ch at 9600 Bd
+    r.eng.baud = 9600
+    assert r.eng.live_min_ms(3) == 750
+    assert r.send("LIVE 200\n") == ["OK live_ms=750"]
+    assert r.eng.live_min_ms(24) == 6000
+    r.eng.baud = 115200
     r.send("JSON ON\n")
     r.step(1000)
     objs = _json_lines(r.step(1000).decode().splitlines())
@@ -378,31 +501,29 @@ def test_text_values_quoted_when_needed():
     assert jval(float("nan")) == "null" and jval(0.5) == "0.5"
     r = Rig()
     r.login()
-    r.send("SET name a b=c\n")
+    r.ssend("SET name a b=c")
     assert r.send("config name\n")[0] == 'CONFIG name="a b=c"'
 
 
 def test_memoryview_and_bytearray_input():
     r = Rig()
-    buf = bytearray(b"xxSAVE\r\nINFO\n")
-    r.eng.feed(memoryview(buf)[2:8], r.now())
-    r.eng.feed(bytearray(b"SAVE\n"), r.now())
+    buf = bytearray(b"xxLOGOUT\r\nINFO\n")
+    r.eng.feed(memoryview(buf)[2:10], r.now())
+    r.eng.feed(bytearray(b"LOGOUT\n"), r.now())
     assert b"".join(r.out) == b"OK\r\nOK\r\n"
-    assert r.node.saves == 2
 
 
 def test_echo_for_terminals():
     r = Rig()
     assert r.send("ECHO ON\r\n") == ["OK"]
     k = len(r.out)
-    r.eng.feed(b"SA", r.now())
-    r.eng.feed(b"VX\x7fE\r", r.now())
+    r.eng.feed(b"LOGO", r.now())
+    r.eng.feed(b"UX\x7fT\r", r.now())
     r.eng.feed(b"\nINFO\n", r.now())
     out = b"".join(r.out[k:])
-    assert out.startswith(b"SAVX\x08 \x08E\r\nOK\r\nINFO\r\nNODE ")
-    assert r.node.saves == 1
+    assert out.startswith(b"LOGOUX\x08 \x08T\r\nOK\r\nINFO\r\nNODE ")
     assert r.send("echo off\n") == ["echo off", "OK"]
-    assert r.send("SAVE\n") == ["OK"]
+    assert r.send("LOGOUT\n") == ["OK"]
     assert r.send("ECHO\n")[0].startswith("ERR 400")
 
 
@@ -412,8 +533,8 @@ def test_no_status_line_injection_from_node_text():
     r.node.cfg["name"] = "x\r\nOK"
     assert r.send("CONFIG name\n") == ['CONFIG name="x\\u000d\\u000aOK"', "OK"]
     r.node.save = lambda: _raise(ValueError("bad\r\nOK fake"))
-    assert r.send("SAVE\n") == ["ERR 400 bad??OK fake"]
+    assert r.ssend("SAVE") == ["ERR 400 bad??OK fake"]
     r.node.save = lambda: "done\nOK"
-    assert r.send("SAVE\n") == ["OK done?OK"]
+    assert r.ssend("SAVE") == ["OK done?OK"]
     r.send("JSON ON\n")
     assert len(r.send("CONFIG name\n")) == 2

@@ -3,7 +3,7 @@ import mptest
 from clock import Ticks
 import proto
 
-SECRET = b"test-secret-0123"
+SECRET = b"test-secret-0123"   # 16 bytes: the minimum
 
 
 class FakeNode:
@@ -12,6 +12,7 @@ class FakeNode:
         self.mut = []            # mutating calls that reached the node
         self.events = []
         self.saves = 0
+        self.audits = []         # (seq, uptime_s, kind, detail)
         self.cfg = {"name": "meter1", "live_ms": 1000}
         self.fail_info = False
         self.chans = [
@@ -83,6 +84,14 @@ class FakeNode:
 
     def event(self, kind, detail):
         self.events.append((kind, detail))
+        self.audits.append((len(self.audits) + 1, 42, kind, detail))
+
+    def audit(self, n):
+        return self.audits[-n:]
+
+    def set_secret(self, key):
+        self.mut.append(("key", bytes(key)))
+        self._secret = bytes(key)
 
     def totals(self):
         return [(c["import_mwh"], c["export_mwh"]) for c in self.chans]
@@ -122,9 +131,20 @@ class Rig:
         lines = self.send("AUTH\n")
         assert lines and "=" in lines[0], lines
         nonce = lines[0].split("=")[1]
-        r = self.send("AUTH " + proto.auth.response(self.node.secret(), nonce) + "\n")
+        r = self.send("AUTH " + proto.auth.response(self.node.secret(), self.node.node_id(), nonce) + "\n")
         assert r[-1].startswith("OK"), r
+        self.ks = proto.auth.session_key(self.node.secret(), self.node.node_id(), proto.auth.unhex(nonce))
+        self.n = 0
         return r
+
+    def signed(self, line):
+        """line signed with the session key and the next counter."""
+        self.n += 1
+        return proto.auth.sign(self.ks, self.n, line)
+
+    def ssend(self, line):
+        """Sends a signed command line, returns its reply lines."""
+        return self.send(self.signed(line) + "\n")
 
 
 def test_fake_node_consistent():

@@ -79,8 +79,23 @@ def _status(line):
     return line == b"OK" or line.startswith(b"OK ") or line.startswith(b"ERR ")
 
 
+_OWNER_EXP = 777777777777          # mWh: attackers' decimals (< 100000 kWh) never hit it
+
+
+def _owner_cmd(i):
+    """An owner's mutating command and the node call it must produce."""
+    if i % 2:
+        return "SET name o%d" % i, ("set", "name", "o%d" % i)
+    return ("PRESET 0x50 1 %d.5 777777.777777" % i,
+            ("preset", "0x50", 1, i * 1000000 + 500000, _OWNER_EXP))
+
+
 def fuzz(seed, n, authed=False):
-    """Runs n random inputs; returns (lines_out, replies, mutations)."""
+    """Runs n random inputs; returns (lines_out, replies, mutations).
+    authed: an owner logs in and now and then sends a correctly signed
+    command, while the fuzzer replays and alters captured signed lines and
+    sends unsigned mutating ones. Every node mutation must be one the owner
+    signed (counted: unauthorised mutations must stay 0)."""
     r = mptest.Rng(seed)
     rig = Rig(start=r.u32() & ((1 << 30) - 1))
     node = rig.node
@@ -90,8 +105,32 @@ def fuzz(seed, n, authed=False):
     cfg = node.get_config()
     lines_out = replies = 0
     echo = False
+    captured = []                               # owner's signed lines seen on the wire
+    intended = []
+    owner_i = 0
     for i in range(n):
         data = _gen(r)
+        if authed:
+            k = r.below(40)
+            if k == 0:                          # the owner signs a fresh command
+                if not rig.eng.authenticated:
+                    rig.eng.reset(rig.now())
+                    rig.login()
+                owner_i += 1
+                line, call = _owner_cmd(owner_i)
+                s = rig.signed(line)
+                captured.append(s)
+                if len(captured) > 16:
+                    captured.pop(0)
+                intended.append(call)
+                data = b"\n" + s.encode() + b"\n"
+            elif k == 1 and captured:           # replay of a captured signed line
+                data = captured[r.below(len(captured))].encode() + b"\n"
+            elif k == 2 and captured:           # a captured line, altered
+                b = bytearray(captured[r.below(len(captured))].encode())
+                j = r.below(len(b))
+                b[j] = 32 + r.below(95)
+                data = bytes(b) + b"\n"
         del rig.out[:]                          # bounded memory on the 2 MB heap
         k = 0
         # random chunking of the input
@@ -118,12 +157,17 @@ def fuzz(seed, n, authed=False):
             rig.clock.advance(r.below(3000))
             k = len(rig.out)
             rig.eng.poll(rig.now())
-            for l in b"".join(rig.out[k:]).split(b"\r\n"):
-                assert not _status(l), l     # timed output never looks like a reply end
-        if authed and not rig.eng.authenticated and r.chance(100):
-            rig.eng.reset(rig.now())
-            rig.clock.advance(301000)            # past any lockout
-            rig.login()
+            timed = b"".join(rig.out[k:])
+            if timed and not rig.eng.echo:
+                tl = timed.split(b"\r\n")
+                assert tl[-1] == b"" or timed.startswith(b"/") or b"\x02" in timed, timed
+                for l in tl:
+                    if l.startswith(b"{"):
+                        assert crc.verify(l) is not None, l
+        if authed and r.chance(2000):
+            rig.clock.advance(301000)            # the session idles out now and then
+    bad = [m for m in node.mut if m not in intended]
+    assert bad == [], bad[:3]
     if not authed:
         assert node.mut == [], node.mut[:3]
         assert node.totals() == totals
@@ -138,7 +182,7 @@ def test_fuzz_unauthenticated():
     assert muts == 0 and replies > n // 4
 
 
-def test_fuzz_authenticated_never_crashes():
+def test_fuzz_with_owner_signing_no_unauthorised_mutation():
     n = 300 if mptest.RUNTIME == "wasm32" else 1000
     lines, replies, muts = fuzz(5, n, authed=True)
-    assert replies > n // 4 and muts > n // 50
+    assert replies > n // 4 and muts > n // 100

@@ -121,7 +121,7 @@ def test_typed_command_cancels_readout_and_live_paused():
     r.send("/?!\n")
     assert r.eng.live_ms == 0                 # LIVE lines would corrupt the IEC exchange
     r.step(engine.IEC_IDENT_MS)
-    assert r.send("SAVE\n") == ["OK"]
+    assert r.send("LOGOUT\n") == ["OK"]
     assert r.step(5000) == b""
 
 
@@ -149,4 +149,4 @@ def test_broken_node_values_do_not_crash_or_half_send():
     r.send("LIVE 200\n")
     r.node.chans[0]["u_v"] = object()
     r.step(200)                                 # no exception escapes poll
-    assert r.send("SAVE\n") == ["OK"]
+    assert r.send("LOGOUT\n") == ["OK"]

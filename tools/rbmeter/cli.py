@@ -124,6 +124,25 @@ def build_parser():
     s.add_argument("import_kwh", help="import total in kWh")
     s.add_argument("export_kwh", help="export total in kWh")
 
+    add("save", "commit unsaved energy to flash now (signed; do this before unplugging)",
+        "Authenticates and sends a signed SAVE: the node commits every channel with unsaved "
+        "energy (a no-op when nothing is unsaved). `rbmeter save` followed by power-off loses "
+        "nothing: the safe way to unplug a node.", [conn, auth],
+        "example:\n  rbmeter save --port /dev/ttyUSB0")
+
+    s = add("audit", "the node's last audit records (open to read)",
+            "Lists the last N audit records: logins, refused commands, and signed commands with "
+            "whether they were applied.", [conn], "example:\n  rbmeter audit 20 --port /dev/pts/5")
+    s.add_argument("n", nargs="?", type=int, default=10, help="how many (1..64, default 10)")
+
+    s = add("key", "change the node's secret (signed; the new key never crosses the link in clear)",
+            "Authenticates with the current secret and sends a signed KEY: the new secret XOR a "
+            "keystream derived from the session key. The new secret is 16..64 bytes: a passphrase "
+            "of 16+ characters or hex:<32+ hex digits>.", [conn, auth],
+            "example:\n  rbmeter key --new-secret-file ~/.rbsecret.new --secret-file ~/.rbsecret --port /dev/pts/5")
+    s.add_argument("--new-secret", help="the new secret (prefer --new-secret-file)")
+    s.add_argument("--new-secret-file", help="file holding the new secret")
+
     s = add("reset", "reset totals, counters or config (authenticates first)",
             "Authenticates and resets: totals (all, one module or one channel), counters "
             "(gap/error/fault counters) or config (factory defaults, the secret is kept). "
@@ -320,11 +339,27 @@ def cmd_obis(a):
     return 0
 
 
-def cmd_set(a):
-    with _connect(a) as c:
+def _signed_session(a, c, fn):
+    """auth, fn(), and LOGOUT whatever happened (also when fn fails)."""
+    try:
         _authed(a, c)
-        msg = c.set(a.key, " ".join(a.value))
+        return fn()
+    finally:
         c.logout()
+
+
+def _no_ctl(*values):
+    for v in values:
+        try:
+            _client.check_value(v)
+        except ValueError as e:
+            raise UsageError(str(e))
+
+
+def cmd_set(a):
+    _no_ctl(a.key, " ".join(a.value))
+    with _connect(a) as c:
+        msg = _signed_session(a, c, lambda: c.set(a.key, " ".join(a.value)))
     _emit(a, {"ok": True, "key": a.key, "value": msg if msg else " ".join(a.value)},
           "OK %s = %s" % (a.key, msg if msg else " ".join(a.value)))
     return 0
@@ -336,10 +371,9 @@ def cmd_preset(a):
         exp = _client.parse_kwh(a.export_kwh)
     except ValueError as e:
         raise UsageError(str(e))
+    _no_ctl(a.module)
     with _connect(a) as c:
-        _authed(a, c)
-        c.preset(a.module, a.ch, imp, exp)
-        c.logout()
+        _signed_session(a, c, lambda: c.preset(a.module, a.ch, imp, exp))
         after = c.channels(a.module, a.ch)
     _emit(a, {"ok": True, "channels": after}, "OK\n" + view.render_table(after, ansi=False))
     return 0
@@ -350,11 +384,36 @@ def cmd_reset(a):
         raise UsageError("reset %s: add --yes to confirm" % a.scope)
     if a.scope != "totals" and a.module:
         raise UsageError("module/ch only with 'reset totals'")
+    _no_ctl(a.module or "")
     with _connect(a) as c:
-        _authed(a, c)
-        c.reset(a.scope, a.module, a.ch)
-        c.logout()
+        _signed_session(a, c, lambda: c.reset(a.scope, a.module, a.ch))
     _emit(a, {"ok": True, "scope": a.scope}, "OK reset %s" % a.scope)
+    return 0
+
+
+def cmd_save(a):
+    with _connect(a) as c:
+        msg = _signed_session(a, c, c.save)
+    _emit(a, {"ok": True, "msg": msg}, "OK %s" % (msg or "saved"))
+    return 0
+
+
+def cmd_audit(a):
+    with _connect(a) as c:
+        recs = c.audit(a.n)
+    _emit(a, recs, "\n".join("%5s %8s s  %-9s %s" % (r.get("seq"), r.get("uptime_s"), r.get("kind"),
+                                                    r.get("detail") or "") for r in recs) or "(no records)")
+    return 0
+
+
+def cmd_key(a):
+    try:
+        new, _src = _secret.load(a.new_secret, a.new_secret_file, environ={}, default_file=None)
+    except _secret.SecretError as e:
+        raise UsageError("new secret: %s" % e)
+    with _connect(a) as c:
+        msg = _signed_session(a, c, lambda: c.change_key(new))
+    _emit(a, {"ok": True, "msg": msg}, "OK %s: store the new secret where rbmeter reads it" % msg)
     return 0
 
 
@@ -372,12 +431,13 @@ def cmd_sim(a):
     sec = None
     try:
         key, _src = _secret.load(a.secret, a.secret_file)
-        sec = key.decode("utf-8")
+        why = _secret.problem(key)
+        if why:
+            raise UsageError("sim: %s" % why)
+        sec = _secret.provision_text(key)
     except _secret.SecretError as e:
         if a.secret or a.secret_file:
             raise UsageError(str(e))
-    except UnicodeDecodeError:
-        raise UsageError("sim: the provisioned secret must be text")
     try:
         opts = _sim.SimOptions(profile=a.profile, modules=a.modules, virtual=a.virtual,
                                duration_s=a.duration, start_ms=a.start_ms, start_ticks=a.start_ticks,
@@ -424,6 +484,14 @@ def cmd_sim(a):
             _err("simulation failed: %s" % sim.error)
             return 1
         chans = None
+        if interrupted and sim.state_name in ("booting", "running"):
+            # Ctrl-C / SIGTERM: a clean stop (the node commits), then the totals
+            stop_clean = getattr(sim, "stop_clean", None)
+            try:
+                if stop_clean is not None:
+                    stop_clean()
+            except KeyboardInterrupt:
+                pass
         if sim.state_name == "done" or (interrupted and sim.state_name == "running"):
             c.retries = 3
             # the monitor waits for the person's line to be idle first
@@ -505,7 +573,8 @@ def _sim_summary(res, sim):
 
 
 COMMANDS = {"info": cmd_info, "totals": cmd_totals, "live": cmd_live, "log": cmd_log, "obis": cmd_obis,
-            "set": cmd_set, "preset": cmd_preset, "reset": cmd_reset, "sim": cmd_sim}
+            "set": cmd_set, "preset": cmd_preset, "reset": cmd_reset, "sim": cmd_sim,
+            "save": cmd_save, "audit": cmd_audit, "key": cmd_key}
 
 
 def main(argv=None):

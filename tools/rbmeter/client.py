@@ -11,8 +11,14 @@ routed to `on_live` and never mistaken for a reply.
     with Client("/dev/ttyUSB0") as c:
         for ch in c.channels():
             print(ch["module"], ch["ch"], ch["import_mwh"])
-        c.auth(b"secret")
-        c.preset("0x50", 0, 1234567, 0)
+        c.auth(b"a secret of 16+ bytes")
+        c.preset("0x50", 0, 1234567, 0)      # signed with the session key
+        c.logout()
+
+Authentication (docs/protocol.md): AUTH -> nonce; the answer is HMAC-SHA256
+(secret, "rbmeter/auth/1" || node_id || nonce); every mutating command is sent
+signed, '<line> @<n> <tag>', with the session key. The secret never crosses
+the link. Values containing CR, LF or NUL are refused before anything is sent.
 """
 import hashlib
 import hmac
@@ -53,11 +59,44 @@ def unseal(line):
     return payload if crc16(payload) == want else None
 
 
-def hmac_hex(secret, nonce):
-    """The AUTH answer: hex HMAC-SHA256(secret, nonce as sent, ASCII hex)."""
-    if isinstance(nonce, str):
-        nonce = nonce.encode()
-    return hmac.new(secret, nonce, hashlib.sha256).hexdigest()
+def _hmac(key, msg):
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def auth_answer(secret, node_id, nonce_hex):
+    """hex HMAC-SHA256(secret, "rbmeter/auth/1" || node_id || nonce) with the
+    nonce as its 16 raw bytes (the printed hex decoded)."""
+    return _hmac(secret, b"rbmeter/auth/1" + node_id.encode() + bytes.fromhex(nonce_hex)).hex()
+
+
+def session_key(secret, node_id, nonce_hex):
+    """Ks = HMAC-SHA256(secret, "rbmeter/session/1" || node_id || nonce)."""
+    return _hmac(secret, b"rbmeter/session/1" + node_id.encode() + bytes.fromhex(nonce_hex))
+
+
+def sign(ks, n, line):
+    """'<line> @<n> <tag>': tag = first 16 bytes of HMAC-SHA256(Ks,
+    "rbmeter/cmd/1" || n as 4-byte big-endian || line), hex."""
+    tag = _hmac(ks, b"rbmeter/cmd/1" + n.to_bytes(4, "big") + line.encode())[:16]
+    return "%s @%d %s" % (line, n, tag.hex())
+
+
+def key_pad(ks, n, length):
+    """KEY keystream: HMAC(Ks, "rbmeter/key/1" || n4), then HMAC(Ks, .. || n4 || i4) for i = 1, 2..."""
+    out = _hmac(ks, b"rbmeter/key/1" + n.to_bytes(4, "big"))
+    i = 1
+    while len(out) < length:
+        out += _hmac(ks, b"rbmeter/key/1" + n.to_bytes(4, "big") + i.to_bytes(4, "big"))
+        i += 1
+    return out[:length]
+
+
+def check_value(text):
+    """Refuses text that would end the command line early (CR, LF) or that the
+    node refuses anyway (NUL): no injected second command."""
+    for c in ("\r", "\n", "\x00"):
+        if c in text:
+            raise ValueError("refused: the value contains %s" % {"\r": "CR", "\n": "LF", "\x00": "NUL"}[c])
 
 
 # -- errors ---------------------------------------------------------------------
@@ -165,6 +204,11 @@ class Client:
         self.timeouts = 0
         self.resends = 0
         self.bad_cmd_crc = 0
+        # session (AUTH): key, last counter used, the secret to re-authenticate
+        self._ks = None
+        self._n = 0
+        self._secret = None
+        self._node_id = None
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self):
@@ -306,6 +350,7 @@ class Client:
     def command(self, text, check=True, retries=None, timeout=None):
         """Sends one command line; returns its Reply. Raises NodeError on ERR
         (if check) and ClientError when no intact reply came after retries."""
+        check_value(text)
         if not self._synced:
             self.sync()
         retries = self.retries if retries is None else retries
@@ -318,6 +363,8 @@ class Client:
                 self.drain()
             elif self.json_mode is None:
                 self.drain(quiet=0.02)     # shared console: drop late replies to earlier tries
+            elif getattr(self.ser, "in_waiting", 0):
+                self.drain(quiet=0.0, limit=0.2)   # someone else's replies on a shared line
             self._write(data + b"\r\n")
             try:
                 r = self._read_reply(time.monotonic() + timeout)
@@ -375,44 +422,120 @@ class Client:
         return cfg
 
     def save(self):
-        return self.command("SAVE").msg
+        """Signed SAVE: the node commits unsaved energy (needs auth() first)."""
+        return self.signed("SAVE").msg
+
+    def node_id(self):
+        if self._node_id is None:
+            self._node_id = str(self.info()["node"].get("id") or "")
+        return self._node_id
 
     def auth(self, secret):
-        """Challenge-response: AUTH -> nonce; AUTH <hex HMAC-SHA256(secret, nonce)>.
-        The secret itself is never sent. Raises AuthError on a refused answer."""
+        """Challenge-response login: AUTH -> nonce; AUTH <nonce> <answer>.
+        The secret is only used here to answer and to derive the session
+        key. Raises AuthError on a refused answer. Tolerates other traffic on
+        the line (any open challenge will do; foreign replies are skipped)."""
         if not secret:
             raise AuthError(403, "empty secret")
+        nid = self.node_id()
         last = None
         for _ in range(self.retries + 1):
             r = self.command("AUTH", check=False)
             if not r.ok:
-                raise AuthError(r.code, r.msg)
+                if r.code == 403 and "no secret" in (r.msg or ""):
+                    raise AuthError(r.code, r.msg)
+                last = NodeError(r.code, r.msg)
+                continue
             n = r.of("nonce")
             nonce = n[0].get("nonce") if n else None
             if not nonce:
-                raise AuthError(0, "no nonce in reply")
+                last = AuthError(0, "no nonce in reply")
+                continue
             try:
-                # no blind resend: the nonce is single use; retry the whole exchange
-                r = self.command("AUTH " + hmac_hex(secret, nonce), check=False, retries=0)
+                # no blind resend: the challenge is single use; retry the whole exchange
+                r = self.command("AUTH %s %s" % (nonce, auth_answer(secret, nid, nonce)),
+                                 check=False, retries=0)
+                if not (r.ok and r.msg == "authenticated"):
+                    r = self._more_replies(r, 0.4)
+            except ClientError as e:
+                last = e
+                continue
+            if r.ok and r.msg == "authenticated":
+                self._ks = session_key(secret, nid, nonce)
+                self._n = 0
+                self._secret = secret
+                return r.msg
+            last = AuthError(r.code, r.msg)
+        if isinstance(last, NodeError):
+            raise AuthError(last.code, last.msg)
+        raise ClientError("AUTH: no intact exchange (%s)" % last)
+
+    def _more_replies(self, r, wait):
+        """Another client's reply may come first on a shared line: look for
+        ours a little longer (a failed answer's reply is held back ~100 ms)."""
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            try:
+                nxt = self._read_reply(end)
+            except _Corrupt:
+                break
+            if nxt.ok and nxt.msg == "authenticated":
+                return nxt
+            r = nxt
+        return r
+
+    def signed(self, text):
+        """Sends a mutating command signed with the session key, a fresh
+        counter per try (a resend is never a replay). On ERR 401 the session
+        is renewed (when the secret is known) and the command signed again."""
+        check_value(text)
+        if self._ks is None:
+            if self._secret is None:
+                raise AuthError(401, "not authenticated (call auth() first)")
+            self.auth(self._secret)
+        last = None
+        for _ in range(self.retries + 1):
+            self._n += 1
+            try:
+                r = self.command(sign(self._ks, self._n, text), check=False, retries=0)
             except ClientError as e:
                 last = e
                 continue
             if r.ok:
-                return r.msg
-            if r.code == 409:                  # challenge lost/expired: start over
-                last = NodeError(r.code, r.msg)
-                continue
-            raise AuthError(r.code, r.msg)
-        raise ClientError("AUTH: no intact exchange (%s)" % last)
+                return r
+            last = NodeError(r.code, r.msg)
+            if r.code == 401 and self._secret is not None:
+                self._ks = None
+                self.auth(self._secret)
+            elif r.code not in (400, 401, 403, 409, 503):
+                break                         # a node error about this command
+        if isinstance(last, NodeError):
+            if last.code == 401:
+                raise AuthError(last.code, last.msg)
+            raise last
+        raise ClientError("%s: no intact reply (%s)" % (text.split()[0], last))
 
     def logout(self):
-        self.command("LOGOUT")
+        """Ends the session (signed while one is open); never raises."""
+        ks = self._ks
+        self._ks = None
+        self._secret = None
+        try:
+            if ks is not None:
+                self._n += 1
+                self.command(sign(ks, self._n, "LOGOUT"), check=False, retries=1)
+            else:
+                self.command("LOGOUT", check=False, retries=1)
+        except (ClientError, NodeError, OSError, ValueError):
+            pass
 
     def set(self, key, value):
-        return self.command("SET %s %s" % (key, value)).msg
+        check_value(key)
+        check_value(value)
+        return self.signed("SET %s %s" % (key, value)).msg
 
     def preset(self, module, ch, import_mwh, export_mwh):
-        self.command("PRESET %s %d %s %s" % (module, ch, fmt_kwh(import_mwh), fmt_kwh(export_mwh)))
+        self.signed("PRESET %s %d %s %s" % (module, ch, fmt_kwh(import_mwh), fmt_kwh(export_mwh)))
 
     def reset(self, scope, module=None, ch=None):
         cmd = "RESET " + scope.upper()
@@ -420,14 +543,51 @@ class Client:
             cmd += " " + module
             if ch is not None:
                 cmd += " %d" % ch
-        self.command(cmd)
+        self.signed(cmd)
+
+    def reboot(self):
+        self.signed("REBOOT")
+
+    def change_key(self, new_secret):
+        """KEY: the new secret (16..64 bytes) XOR the key/1 keystream for the
+        counter the command is signed with; it never crosses the link in clear."""
+        if not 16 <= len(new_secret) <= 64:
+            raise ValueError("a secret is 16..64 bytes")
+        if self._ks is None:
+            raise AuthError(401, "not authenticated (call auth() first)")
+        for _ in range(self.retries + 1):
+            self._n += 1
+            n = self._n
+            ct = bytes(a ^ b for a, b in zip(new_secret, key_pad(self._ks, n, len(new_secret))))
+            try:
+                r = self.command(sign(self._ks, n, "KEY " + ct.hex()), check=False, retries=0)
+            except ClientError:
+                continue
+            if r.ok:
+                self._secret = new_secret
+                return r.msg
+            if r.code == 401:
+                raise AuthError(r.code, r.msg)
+            raise NodeError(r.code, r.msg)
+        raise ClientError("KEY: no intact reply")
+
+    def audit(self, n=10):
+        out = []
+        for rec in self.command("AUDIT %d" % n).of("audit"):
+            rec = dict(rec)
+            rec.pop("t", None)
+            out.append(rec)
+        return out
 
     def live(self, period_ms, on_live, stop, poll=0.1):
         """Streams LIVE records to on_live(dict) until stop() is true."""
         old = self.on_live
         self.on_live = on_live
         try:
-            self.command("LIVE %d" % period_ms)
+            r = self.command("LIVE %d" % period_ms)
+            self.live_ms = period_ms
+            if r.msg and r.msg.startswith("live_ms="):
+                self.live_ms = int(r.msg[8:])     # the node's clamped period
             while not stop():
                 line = self._readline(time.monotonic() + poll)
                 if line is None:

@@ -3,7 +3,12 @@ $RBMETER_SECRET_FILE, then ~/.config/rbmeter/secret (first one found wins).
 
 The secret is the HMAC key. Text is used as its UTF-8 bytes; a value starting
 with "hex:" is decoded as hex (binary keys). It is only ever used locally to
-answer a challenge: it never crosses the link.
+answer a challenge and sign commands: it never crosses the link.
+
+A secret is 16..64 bytes (128 bits or more: online guessing is hopeless, so
+the node has no lockout): a passphrase of 16+ characters or hex: with 32+ hex
+digits. Shorter ones are refused when provisioning (`rbmeter sim --secret`,
+/config.json on the node).
 """
 import os
 
@@ -12,8 +17,34 @@ ENV_FILE = "RBMETER_SECRET_FILE"
 DEFAULT_FILE = os.path.join("~", ".config", "rbmeter", "secret")
 
 
+MIN_BYTES = 16
+MAX_BYTES = 64
+
+
 class SecretError(Exception):
     pass
+
+
+def problem(key):
+    """None if key (bytes) is an acceptable secret, else the reason."""
+    if len(key) < MIN_BYTES:
+        return ("secret refused: %d bytes, at least %d are needed (a passphrase of %d+ characters "
+                "or hex: with %d+ hex digits)" % (len(key), MIN_BYTES, MIN_BYTES, 2 * MIN_BYTES))
+    if len(key) > MAX_BYTES:
+        return "secret refused: %d bytes, at most %d" % (len(key), MAX_BYTES)
+    return None
+
+
+def provision_text(key):
+    """Key bytes -> the /config.json auth.secret value the node reads back as
+    the same bytes (text as is, binary as hex:...)."""
+    try:
+        t = key.decode("utf-8")
+        if t.isprintable() and not t.startswith("hex:"):
+            return t
+    except UnicodeDecodeError:
+        pass
+    return "hex:" + key.hex()
 
 
 def decode(text):

@@ -272,6 +272,14 @@ class Sim:
             raise SimError("--virtual needs --duration")
         if opts.profile and not os.path.exists(opts.profile):
             raise SimError("profile %s not found" % opts.profile)
+        if opts.secret:
+            from rbmeter import secret as _secret
+            try:
+                why = _secret.problem(_secret.decode(opts.secret))
+            except _secret.SecretError as e:
+                why = str(e)
+            if why:
+                raise SimError("--secret: %s" % why)
         if not os.path.exists(opts.micropython):
             raise SimError("MicroPython unix port not found at %s (run `make setup`)" % opts.micropython)
         self.simnode = os.path.join(ROOT, "tools", "simboard", "simnode.py")
@@ -449,6 +457,23 @@ class Sim:
     def run_to_end(self, poll=0.2):
         while not self.finished:
             self.step(poll)
+
+    def stop_clean(self, timeout=30.0):
+        """Ctrl-C/SIGTERM: the node stops metering and commits like a clean
+        shutdown, then prints DONE (totals read after this are what a next
+        run on the same --state starts from). Returns True once DONE came."""
+        node = self.node
+        if self.state_name not in ("booting", "running") or node is None:
+            return self.state_name == "done"
+        try:
+            node.proc.stdin.write(b"STOP\n")
+            node.proc.stdin.flush()
+        except (OSError, ValueError, AttributeError):
+            return False
+        end = time.monotonic() + timeout
+        while not self.finished and time.monotonic() < end:
+            self.step(0.2)
+        return self.state_name == "done"
 
     def stop_now(self, t=None):
         """Ctrl-C in real time: pull the plug now (counts as the end of the run;

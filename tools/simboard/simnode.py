@@ -206,10 +206,17 @@ class Run:
         return t
 
     def _reached(self):
-        """At the stop time: CUT (exits) or DONE (freeze the simulation)."""
+        """At the stop time: CUT (exits) or DONE (freeze the simulation and
+        commit like a clean shutdown: a next run on the same flash starts
+        from exactly the totals read after DONE)."""
         if self.cut_ms is not None and self.sim_ms() >= self.cut_ms:
             self.cut()
         self.frozen_at = (self.sim_ms(), time.ticks_ms())
+        try:
+            self.node.shutdown()
+            self.flash.flush()
+        except Exception as e:
+            out("LOG shutdown commit failed: %s" % (e,))
         import gc
         gc.collect()
         out("LOG mem node=%d free=%d" % (gc.mem_alloc() - self.mem0, gc.mem_free()))
@@ -223,8 +230,15 @@ class Run:
         if stop is None:
             raise ValueError("--virtual needs --duration or --cut-at-ms")
         loop = VirtualLoop(self.node.sched, self.clock.advance)
+        stdin = _StdinCmds()
         while self.sim_ms() < stop:
-            loop.run(min(3600000, stop - self.sim_ms()))
+            # in slices, so a STOP on stdin (rbmeter sim: Ctrl-C/SIGTERM) ends the run cleanly
+            loop.run(min(10000, stop - self.sim_ms()))
+            c = stdin.check()
+            if c is None:
+                raise SystemExit(0)          # EOF: power pulled, no save
+            if c == "STOP":
+                break
         self._reached()
         self.serve_console()
 
@@ -258,18 +272,42 @@ class Run:
             await inner(slot, ms)
 
         async def supervisor():
-            import select
-            p = select.poll()
-            p.register(sys.stdin, select.POLLIN)
+            stdin = _StdinCmds()
             while True:
                 if self.frozen_at is None and stop is not None and self.now() >= stop:
                     self._reached()
-                if p.poll(0):
-                    if not sys.stdin.read(1):
-                        raise SystemExit(0)
+                c = stdin.check()
+                if c is None:
+                    raise SystemExit(0)
+                if c == "STOP" and self.frozen_at is None:
+                    self._reached()          # clean stop: commit, DONE, keep serving
                 await asyncio.sleep_ms(5)
 
         run_asyncio(self.node.sched, extra=[supervisor()], wake=wake)
+
+
+class _StdinCmds:
+    """Lines from the launcher on stdin: "STOP" ends the run cleanly (commit,
+    DONE); EOF ends the process without a save (power pulled)."""
+
+    def __init__(self):
+        import select
+        self.p = select.poll()
+        self.p.register(sys.stdin, select.POLLIN)
+        self.buf = ""
+
+    def check(self):
+        """"" nothing new, a complete line, or None at EOF."""
+        while self.p.poll(0):
+            ch = sys.stdin.read(1)
+            if not ch:
+                return None
+            if ch == "\n":
+                line = self.buf.strip()
+                self.buf = ""
+                return line
+            self.buf += ch
+        return ""
 
 
 def main(argv):
