@@ -157,7 +157,7 @@ def test_fsimage_is_what_build_md_deploys(tmp_path):
     print("fsimage: %d files, %d of 352 blocks" % (len(files), r["blocks_used"]))
     script = tmp_path / "mount.py"
     script.write_text(MOUNT_AND_IMPORT)
-    p = subprocess.run([fwbuild.unix_ble32(), "-X", "heapsize=4M", str(script), out],
+    p = subprocess.run([fwbuild.unix_ble(), "-X", "heapsize=4M", str(script), out],
                        capture_output=True, text=True, cwd="/", timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "FROM /flash/lib/node/__init__.mpy /flash/lib/node/app.mpy" in p.stdout, p.stdout
