@@ -1,0 +1,109 @@
+"""Issue 9's on-device defects, on the frozen RPI_PICO firmware running on the
+emulated RP2040 (tools/picoboard): items 0 (a saved board boots again, an
+old /store journal is migrated) and 5 (the RP2 fast state holds a module's
+totals across a watchdog reset)."""
+import os
+import sys
+
+import pytest
+import rbamp_sim
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+from store import record   # noqa: E402  (host-side: writes an old-layout journal)
+
+S = 10 ** 9
+
+
+def _imp_exp(chs):
+    return [(c["import_mwh"], c["export_mwh"]) for c in chs]
+
+
+@pytest.mark.parametrize("config", [True, None], ids=["board-profile", "no-config-file"])
+def test_power_cycle_boots_again(board_factory, config):
+    # item 0: the journal directory shadowed the frozen `store` package, so
+    # from the second boot on main.py died at `from store import config`
+    b = board_factory(profile=rbamp_sim.Profile.constant([1500.0, -800.0]), config=config)
+    b.run_for(8.0)                  # boot commit + threshold commits (1 Wh per 2.4 s at 1.5 kW)
+    before = b.totals()
+    files = b.files_now()
+    assert any(p.startswith("/rbmeter.d/") for p in files), sorted(files)
+    assert not any(p == "/store" or p.startswith("/store/") for p in files)
+    for cycle in range(2):
+        b.power_cut()
+        b.power_on(b.t_ns + S)
+        b.run_for(3.0)
+        r = b.console_cmd("INFO")
+        assert b"OK" in r, (cycle, r[-300:])
+        after = b.totals()
+        # totals never fall below what was committed: within the loss bound
+        # (5 s x 1.5 kW = 2.1 Wh) of what they were before the cut
+        for (i0, e0), (i1, e1) in zip(_imp_exp(before), _imp_exp(after)):
+            assert i1 >= i0 - 2100 and e1 >= e0 - 2100, (before, after)
+            assert i1 + e1 > 0
+        before = after
+    st = b.status()
+    assert "no module named" not in str(st)
+
+
+def _old_journal(uid, addr, ch, seq, imp_mwh, exp_mwh):
+    # what firmware 0.1.0 left in /store: one record per channel file
+    st = (1, imp_mwh // 1000000, imp_mwh % 1000000, 0, exp_mwh // 1000000, exp_mwh % 1000000, 0,
+          3600, 0, 0, 0)
+    rec = record.Record(seq, record.K_PERIODIC, uid, addr, (5, 0, 0, 0), [(ch, st)], None)
+    return record.encode(rec)
+
+
+def test_old_store_journal_is_migrated(board_factory):
+    uid = bytes(range(0x21, 0x2D))
+    mod = rbamp_sim.Module(addr=0x50, variant="UI2", uid=uid, seed=4,
+                           profile=rbamp_sim.Profile.constant([100.0, -100.0]))
+    import picoboard
+    files = picoboard.default_files()
+    key = "u" + uid.hex()
+    files["/store/%s-0.1" % key] = _old_journal(uid, 0x50, 0, 7, 5_000_123, 17)
+    files["/store/%s-1.1" % key] = _old_journal(uid, 0x50, 1, 7, 2, 3_000_456)
+    b = board_factory(modules=[mod], files=files)
+    b.run_for(4.0)
+    r = b.console_cmd("INFO")
+    assert b"OK" in r, r[-300:]
+    tot = b.totals()
+    assert tot[0]["import_mwh"] >= 5_000_123 and tot[1]["export_mwh"] >= 3_000_456, tot
+    now = b.files_now()
+    assert not any(p.startswith("/store/") for p in now), sorted(now)
+    assert any(p.startswith("/rbmeter.d/" + key) for p in now), sorted(now)
+    st = b.status()
+    assert "journal moved from /store to /rbmeter.d" in str(st.get("problems")), st
+    # and it boots again after that
+    b.power_cut()
+    b.power_on(b.t_ns + S)
+    b.run_for(3.0)
+    again = b.totals()
+    assert again[0]["import_mwh"] >= 5_000_123, again
+
+
+def test_watchdog_reset_loses_nothing_with_rp2_fast_state(board_factory):
+    # item 5: 28 bytes of scratch hold the module's import/export since the
+    # last commit. At 100 W the 1 Wh threshold commits every 36 s, so a
+    # reset 20 s after a commit would lose ~0.55 Wh per channel without it.
+    b = board_factory(profile=rbamp_sim.Profile.constant([100.0, -100.0]))
+    b.run_for(3.0)
+    c0 = int(b.status()["commits"])
+    b.run_for(50.0)
+    st = b.status()
+    # commits by the energy threshold, not at every 5 s minimum interval
+    # because the fast record overflowed (the old firmware: ~10 in 50 s)
+    assert int(st["commits"]) - c0 <= 3, st
+    for k in range(3):
+        before = b.totals()
+        b.run_for(1.2)                   # at least one fast-state update after the reading
+        b.reset("watchdog")
+        b.run_for(2.5)
+        after = b.totals()
+        for (i0, e0), (i1, e1) in zip(_imp_exp(before), _imp_exp(after)):
+            assert i1 >= i0 and e1 >= e0, (k, before, after)
+        assert "store: fast state applied" in str(b.status().get("problems")), k
+    # only the three resets made here: the node's own watchdog never fired
+    # (the harness lists a requested reset twice, hence the set)
+    assert len(set(b.resets)) == 3, b.resets
