@@ -4,9 +4,12 @@ tools/fwbuild from MicroPython v1.28.0 into the cache outside the clone.
 Cost: a cold cache builds mpy-cross + rp2 + unix-ble (~2-4 min on 2 cores); a warm one
 re-freezes and relinks (~4 s per image); an unchanged tree does nothing. All tests share one
 xdist group so two workers never build at once (the cache is also flock'ed)."""
+import json
 import os
 import shutil
 import subprocess
+import sys
+import uuid
 
 import pytest
 
@@ -85,21 +88,36 @@ def test_unchanged_tree_is_a_no_op(rp2):
 
 
 def test_lib_change_only_refreezes_and_relinks(rp2, tmp_path):
-    """A copy of the tree with one lib/ function added: the shared build dir recompiles only
-    frozen_content.c and relinks, and the new code is in the image."""
+    """A copy of the tree with one lib/ function added, built by two processes at once (two xdist
+    workers, two users): the file lock lets one of them build, the other takes its output from the
+    cache; the shared build dir recompiles only frozen_content.c and relinks; the new code is in
+    the image."""
+    probe = "fwbuild_probe_%s" % uuid.uuid4().hex[:12]
     repo = tmp_path / "clone"
     shutil.copytree(os.path.join(ROOT, "lib"), repo / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.mpy"))
     shutil.copytree(os.path.join(ROOT, "firmware"), repo / "firmware")
     with open(repo / "lib" / "clock.py", "a") as f:
-        f.write("\n\ndef fwbuild_probe_qstr_7f3a():\n    return 1\n")
-    r = fwbuild.rp2_firmware(repo=str(repo))
-    info = r["info"]
-    assert r["built"] and r["key"] != rp2["key"]
+        f.write("\n\ndef %s():\n    return 1\n" % probe)
+    code = ("import json, sys; sys.path.insert(0, %r); import fwbuild; r = fwbuild.rp2_firmware(repo=%r); "
+            "print('RESULT ' + json.dumps({k: r[k] for k in ('built', 'key', 'bin', 'uf2', 'info')}))"
+            % (os.path.join(ROOT, "tools"), str(repo)))
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    res = []
+    for p in procs:
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err
+        res.append(json.loads(out.split("RESULT ", 1)[1]))
+    assert res[0]["key"] == res[1]["key"] != rp2["key"]
+    assert sorted(r["built"] for r in res) == [False, True]
+    info = res[0]["info"]
     print("relink after a lib/ change: %.1f s, compiled %s" % (info["seconds"], info["compiled"]))
     assert [os.path.basename(o) for o in info["compiled"]] == ["frozen_content.c.o"]
     assert info["linked"]
-    assert b"fwbuild_probe_qstr_7f3a" in open(r["bin"], "rb").read()
-    assert b"fwbuild_probe_qstr_7f3a" not in open(rp2["bin"], "rb").read()
+    data = open(res[0]["bin"], "rb").read()
+    assert probe.encode() in data
+    assert uf2_to_bin(open(res[0]["uf2"], "rb").read())[:len(data)] == data
+    assert probe.encode() not in open(rp2["bin"], "rb").read()
 
 
 def test_unix_ble_runs_frozen_lib_with_nimble():

@@ -238,6 +238,7 @@ def _prune(d, name):
 
 
 def _result(target, dest, info, built):
+    """built: this call ran the build (False: unchanged tree, or taken from the cache)."""
     r = {"dir": dest, "info": info, "built": built, "key": info["key"], "log": os.path.join(dest, "build.log")}
     for f in target.outputs:
         r[f.split(".")[-1] if "." in f else "path"] = os.path.join(dest, f)
@@ -260,17 +261,20 @@ def build(target, repo=None, force=False):
         return _result(target, dest, old, False)
 
     cached = os.path.join(cache, "out", "%s-%s" % (target.name, key))
+    built = False
     if force or not os.path.exists(os.path.join(cached, "info.json")):
         toolchain.ensure(*target.tools, log=_log)
         _ensure_mpy_cross(src, cache)
         bdir = os.path.join(cache, "build", src.short, target.name)
         with locked(cache, "build-%s-%s" % (src.short, target.name)):
+            # another process may have built the same key while we waited
             if force or not os.path.exists(os.path.join(cached, "info.json")):
                 _build_locked(target, repo, src, bdir, key, cached)
+                built = True
     info = json.load(open(os.path.join(cached, "info.json")))
     os.utime(cached)
     _publish(cached, dest, target.outputs)
-    return _result(target, dest, info, True)
+    return _result(target, dest, info, built)
 
 
 def _build_locked(target, repo, src, bdir, key, cached):
