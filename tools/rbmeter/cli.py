@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   rbmeter log --port /dev/pts/5 --file meter.csv --interval 10 --daily
   rbmeter obis --port /dev/pts/5
   RBMETER_SECRET=s3cret rbmeter preset 0x50 0 1234.5 0 --port /dev/pts/5
+  rbmeter bridge --port /dev/ttyUSB0 --mqtt localhost   nodes -> MQTT -> Home Assistant
 """
 
 
@@ -153,6 +154,41 @@ def build_parser():
     s.add_argument("module", nargs="?", help="totals only: this module")
     s.add_argument("ch", nargs="?", type=int, help="totals only: this channel")
     s.add_argument("--yes", action="store_true", help="really do it")
+
+    s = add("bridge", "publish nodes to an MQTT broker for Home Assistant (discovery, Energy)",
+            "Reads one or many nodes (repeat --port, or --config FILE with [[node]] tables: port, "
+            "name, area) every --interval seconds and publishes to an MQTT broker with paho-mqtt: "
+            "retained JSON per channel on rbmeter/<node_id>/<module>/<ch>/state (exact kWh strings, "
+            "power_w, gap_s), node STATUS on rbmeter/<node_id>/status, online/offline on "
+            "rbmeter/<node_id>/availability (last will), and Home Assistant MQTT discovery under "
+            "<prefix>/sensor/<unique_id>/config (import/export: energy, total_increasing, kWh; net: "
+            "total; power: W). A published total never decreases: after a power cut the last value is "
+            "held until the node passes it; a preset/reset to a lower value becomes a new meter (new "
+            "unique_id) and the old one is retired. While the broker is away messages wait in a "
+            "bounded queue on disk (--state-dir) and are replayed in order. The password is read "
+            "from --password-file only (never on the command line). Details: docs/bridge.md.",
+            [], "examples:\n  rbmeter bridge --port /dev/ttyUSB0 --mqtt localhost\n"
+            "  rbmeter bridge --port /dev/ttyUSB0 --port /dev/ttyUSB1 --mqtt broker.lan:8883 --tls "
+            "--user rbmeter --password-file ~/.config/rbmeter/mqtt.pass --interval 10\n"
+            "  rbmeter bridge --config /etc/rbmeter/bridge.toml")
+    s.add_argument("--port", action="append", help="serial device of a node (repeat for several nodes)")
+    s.add_argument("--config", help="TOML (or .json) file: mqtt, user, password_file, ... and [[node]] "
+                                    "tables with port, name, area (see docs/bridge.md)")
+    s.add_argument("--mqtt", metavar="HOST[:PORT]", help="MQTT broker (port default 1883, 8883 with --tls)")
+    s.add_argument("--user", help="MQTT user name")
+    s.add_argument("--password-file", help="file holding the MQTT password (first line)")
+    s.add_argument("--tls", action="store_true", help="connect with TLS")
+    s.add_argument("--cafile", help="CA certificate(s) to verify the broker (default: system store)")
+    s.add_argument("--discovery-prefix", help="Home Assistant discovery prefix (default homeassistant)")
+    s.add_argument("--interval", type=float, help="seconds between readings of each node (default 10)")
+    s.add_argument("--status-interval", type=float, help="seconds between node STATUS publications (default 60)")
+    s.add_argument("--state-dir", help="guard and queue files (default ~/.local/state/rbmeter/bridge)")
+    s.add_argument("--queue-max", type=int, help="messages kept per node while the broker is away (default 100000)")
+    s.add_argument("--duration", type=float, help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
+    s.add_argument("--progress", type=float, help="status line every S s (default 1 on a terminal, else 30; 0 = off)")
+    s.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    s.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a node reply (default 2)")
+    s.add_argument("--retries", type=int, default=2, help="resends after a checksum error or timeout (default 2)")
 
     s = add("sim", "run the whole node on this laptop (simulated rbAmp modules)",
             "Runs the node firmware (lib/node via tools/simboard/simnode.py) on the MicroPython "
@@ -525,6 +561,22 @@ def cmd_sim(a):
         sim.close()
 
 
+def cmd_bridge(a):
+    from rbmeter import bridge as _bridge
+    old_term = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        s = _bridge.settings_from_args(a)
+        signal.signal(signal.SIGTERM, on_term)
+        return _bridge.run(s)
+    except _bridge.BridgeError as e:
+        raise UsageError(str(e))
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
 def _watch_draw(c, sim, a):
     title = "rbmeter sim  t=%s s  console %s  reboots %d" % (view.fmt_s(sim.now_ms()), sim.console, sim.reboots)
     footer = "attach a serial terminal: python -m serial.tools.miniterm %s 115200   Ctrl-C to stop" % sim.console
@@ -574,7 +626,7 @@ def _sim_summary(res, sim):
 
 COMMANDS = {"info": cmd_info, "totals": cmd_totals, "live": cmd_live, "log": cmd_log, "obis": cmd_obis,
             "set": cmd_set, "preset": cmd_preset, "reset": cmd_reset, "sim": cmd_sim,
-            "save": cmd_save, "audit": cmd_audit, "key": cmd_key}
+            "save": cmd_save, "audit": cmd_audit, "key": cmd_key, "bridge": cmd_bridge}
 
 
 def main(argv=None):
