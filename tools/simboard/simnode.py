@@ -16,9 +16,9 @@ _MASK = (1 << 30) - 1
 USAGE = ("simnode.py --tty PATH --state DIR [--profile CSV] [--modules 0x50:UI2,...] [--virtual]"
          " [--duration S] [--start-ms T] [--start-ticks N] [--i2c-fault-rate R] [--seed N]"
          " [--cut-at-ms T] [--cut-at-flash-op K] [--speed X] [--config FILE.json] [--safe-flag]"
-         " [--safe-pin-held] [--window-ms W] [--store-ms S] [--console-ms C] [--flash-blocks N] [--board-uid HEX]")
+         " [--safe-pin-held] [--window-ms W] [--store-ms S] [--console-ms C] [--flash-blocks N] [--board-uid HEX] [--ble]")
 
-_FLAGS = ("--virtual", "--safe-pin-held", "--safe-flag")
+_FLAGS = ("--virtual", "--safe-pin-held", "--safe-flag", "--ble")
 _OPTS = {"--tty": str, "--state": str, "--profile": str, "--modules": str, "--duration": float,
          "--start-ms": int, "--start-ticks": int, "--i2c-fault-rate": float, "--seed": int,
          "--cut-at-ms": int, "--cut-at-flash-op": int, "--speed": float, "--flash-blocks": int,
@@ -60,6 +60,24 @@ def parse_modules(text):
         a, _, v = part.partition(":")
         mods.append((int(a, 0), (v or "UI2").upper()))
     return mods
+
+
+def ble_on(path):
+    # --ble (NimBLE build, HCI UART in $MICROPYBTUART): ble.enabled in the config
+    import json
+    try:
+        with open(path) as f:
+            cfg = json.loads(f.read())
+    except (OSError, ValueError):
+        cfg = {}
+    if not isinstance(cfg, dict):
+        cfg = {}
+    b = cfg.get("ble") if isinstance(cfg.get("ble"), dict) else {}
+    if b.get("enabled") is not True:
+        b["enabled"] = True
+        cfg["ble"] = b
+        with open(path, "w") as f:
+            f.write(json.dumps(cfg))
 
 
 class Run:
@@ -165,6 +183,8 @@ class Run:
         if self.o.get("--safe-flag"):
             with open("/flash/safemode", "wb") as f:
                 f.write(b"1")
+        if self.o.get("--ble"):
+            ble_on("/flash/config.json")
         self.flash.flush()
 
     def boot(self):
