@@ -493,10 +493,15 @@ def cmd_sim(a):
     c = None
     interrupted = False
     old_term = signal.getsignal(signal.SIGTERM)
+    old_int = signal.getsignal(signal.SIGINT)
+    stop = []
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
+    def on_stop(signum, frame):
+        # a flag, not an exception: raised inside a queue/lock wait it could
+        # leave the supervision threads deadlocked; the loop polls the flag
+        stop.append(signum)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
     try:
         sim.start()
         # --watch: rbmeter reads through the bridge's monitor port and leaves the
@@ -509,13 +514,14 @@ def cmd_sim(a):
         sim.on_boot = lambda t: setattr(c, "_synced", False)   # engine state is lost at a cut
         last_draw = 0.0
         try:
-            while not sim.finished:
+            while not sim.finished and not stop:
                 sim.step(0.05 if a.watch else 0.2)
                 if a.watch and sim.state_name == "running" and time.monotonic() - last_draw >= a.interval:
                     last_draw = time.monotonic()
                     _watch_draw(c, sim, a)
         except KeyboardInterrupt:
             interrupted = True
+        interrupted = interrupted or bool(stop)
         if sim.state_name == "failed":
             _err("simulation failed: %s" % sim.error)
             return 1
@@ -539,6 +545,7 @@ def cmd_sim(a):
         if interrupted:
             sim.stop_now()          # truth up to now: the totals were read just before
         elif a.hold and sim.state_name == "done":
+            signal.signal(signal.SIGINT, old_int)
             sys.stderr.write("run finished; console %s still served (clock stopped), Ctrl-C to end\n"
                              % sim.console)
             try:
@@ -556,6 +563,7 @@ def cmd_sim(a):
         return 0 if chans is not None else 1
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         if c is not None:
             c.close()
         sim.close()
