@@ -1,5 +1,6 @@
 """MicroPython side of tools/bench/bench_store.py (unix port, real LittleFS
-on a 1 MiB flashsim partition). usage: micropython bench_mp.py day|patterns|cost
+on a flashsim partition mounted with a port's parameters).
+usage: micropython bench_mp.py [--port=unix|rp2|esp32] day|patterns|cost|inline
 Prints 'RESULT {json}'."""
 import sys
 import json
@@ -16,7 +17,24 @@ from store import rtcmem
 
 MNT = "/flash"
 UID = b"\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc"
-NBLK = 256          # 1 MiB partition
+# How each port mounts its LittleFS (v1.28.0 sources): 4096-byte blocks everywhere;
+#  rp2:   VfsLfs2(bdev, progsize=256) in ports/rp2/modules/_boot.py, 1408 KB = 352 blocks
+#  esp32: vfs.mount(bdev) autodetect -> VfsLfs2 defaults, the 2 MB "vfs" partition of a 4 MB module
+#  unix:  VfsLfs2 defaults (extmod/vfs_lfs.c: readsize 32, progsize 32, lookahead 32), 1 MiB
+# VfsLfs2 derives cache = min(block, 4 * max(read, prog)) and block_cycles = 100 from these.
+PORTS = {"unix": (32, 32, 32, 256), "rp2": (32, 256, 32, 352), "esp32": (32, 32, 32, 512)}
+PORT = "unix"
+for _a in sys.argv[1:]:
+    if _a.startswith("--port="):
+        PORT = _a[7:]
+sys.argv[:] = [a for a in sys.argv if not a.startswith("--port=")]
+READ, PROG, LOOK, NBLK = PORTS[PORT]
+
+
+def mount(dev):
+    import vfs
+    vfs.VfsLfs2.mkfs(dev, readsize=READ, progsize=PROG, lookahead=LOOK)
+    vfs.mount(vfs.VfsLfs2(dev, readsize=READ, progsize=PROG, lookahead=LOOK), MNT)
 
 
 def home_w(h):
@@ -48,7 +66,7 @@ def aged(m, nch):
 
 def mk(pattern, nch=3, dev=None):
     dev = dev or RAMFlash(NBLK)
-    flashsim.mount(dev, MNT, mkfs=True)
+    mount(dev)
     m = Meter(nch)
     aged(m, nch)
     s = Store(MeterSource([(m, c) for c in range(nch)]), [(UID, 0x50, nch)],
@@ -87,7 +105,7 @@ def day(scenario, pattern="ab", days=1):
             used += 1
         if e > mx:
             mx = e
-    res = {"scenario": scenario, "pattern": pattern, "days": days,
+    res = {"scenario": scenario, "pattern": pattern, "days": days, "port": PORT, "blocks": NBLK,
            "commits": s.commits - c0, "erases": dev.erases, "prog_bytes": dev.wbytes, "prog_ops": dev.writes,
            "record_bytes": s.bytes_written - b0, "blocks_touched": used, "max_block_erases": mx,
            "engine": "energy.Meter" if Meter is not FakeMeter else "FakeMeter",
@@ -148,9 +166,28 @@ def cost(n=20000):
     return res
 
 
+def inline(sizes=(64, 128, 129, 145, 256, 400, 512, 513, 1000), n=300):
+    """Erases per rewrite of one file of each size: where LittleFS stops storing it inline
+    in the directory's metadata (inline_max = min(cache, attr_max 1022, block / 8))."""
+    out = []
+    for size in sizes:
+        dev = RAMFlash(NBLK)
+        mount(dev)
+        data = bytes(range(256)) * (size // 256 + 1)
+        dev.reset_counters()
+        for k in range(n):
+            with open(MNT + "/f", "wb") as f:
+                f.write(data[k % 7:k % 7 + size])
+        out.append({"size": size, "erases_per_save": dev.erases / n, "prog_bytes_per_save": dev.wbytes / n})
+        flashsim.umount(MNT)
+    return {"port": PORT, "progsize": PROG, "rows": out}
+
+
 def main():
     what = sys.argv[1]
-    if what == "day":
+    if what == "inline":
+        r = inline()
+    elif what == "day":
         r = day(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "ab")
     elif what == "patterns":
         r = patterns(int(sys.argv[2]) if len(sys.argv) > 2 else 2000)
