@@ -200,3 +200,47 @@ def test_rp2_stock_firmware():
     assert len(data) <= fwbuild.FLASH_BUDGET
     assert b"node/app.py\0" not in data and b"asyncio/core.py\0" in data
     assert uf2_to_bin(open(r["uf2"], "rb").read())[:len(data)] == data
+
+
+@pytest.mark.parametrize("board", ["ESP32_GENERIC", "ESP32_GENERIC_S3"])
+def test_esp32_manifest_freezes_lib(board):
+    """ESP32 cannot be built here (no ESP-IDF), but its manifest can be evaluated: MicroPython's
+    own manifestfile.py, in freeze mode, against the esp32 port of the same v1.28.0 source
+    resolves firmware/manifest.py to the port's frozen set plus every lib/ module."""
+    import importlib.util
+    mp = fwbuild.micropython_dir()
+    spec = importlib.util.spec_from_file_location("mp_manifestfile", os.path.join(mp, "tools", "manifestfile.py"))
+    mf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mf)
+    port = os.path.join(mp, "ports", "esp32")
+    m = mf.ManifestFile(mf.MODE_FREEZE, {"MPY_DIR": mp, "PORT_DIR": port,
+                                         "BOARD_DIR": os.path.join(port, "boards", board),
+                                         "MPY_LIB_DIR": os.path.join(mp, "lib", "micropython-lib")})
+    m.execute(os.path.join(ROOT, "firmware", "manifest.py"))
+    targets = {r.target_path for r in m.files()}
+    missing = [x for x in lib_modules() if x not in targets]
+    assert not missing, "not frozen for %s: %s" % (board, missing)
+    assert {"asyncio/core.py", "inisetup.py", "flashbdev.py"} <= targets   # the port's own set is kept
+
+
+def test_source_from_micropy_dir(monkeypatch, tmp_path):
+    """MICROPY_DIR wins over the bundle and is checked; its identity keys the cache."""
+    from fwbuild import source
+    tree = fwbuild.micropython_dir()
+    monkeypatch.setenv("MICROPY_DIR", tree)
+    s = source.resolve(ROOT, str(tmp_path), log=lambda m: None)
+    assert s.path == os.path.realpath(tree) and s.version() == "1.28.0"
+    assert s.ident.startswith(("dir:", "git:")) and not s.ident.startswith("bundle:")
+    monkeypatch.setenv("MICROPY_DIR", str(tmp_path))
+    with pytest.raises(fwbuild.BuildError, match="not a MicroPython source tree"):
+        source.resolve(ROOT, str(tmp_path), log=lambda m: None)
+
+
+def test_missing_toolchain_is_a_clear_error(monkeypatch):
+    """Without root (or apt) a missing toolchain stops with the Debian packages to install."""
+    from fwbuild import toolchain
+    monkeypatch.setitem(toolchain.CHECKS, "arm", (lambda: False, ["gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "cmake"]))
+    monkeypatch.setattr(toolchain, "_ok", set())
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)
+    with pytest.raises(fwbuild.BuildError, match="apt-get install -y cmake gcc-arm-none-eabi libnewlib-arm-none-eabi"):
+        toolchain.ensure("arm", log=lambda m: None)

@@ -30,7 +30,7 @@ from .lock import locked
 from .source import BuildError
 from .uf2 import bin_to_uf2
 
-__all__ = ["rp2_firmware", "rp2_stock", "unix_ble", "unix_ble32", "mpy_cross", "BuildError",
+__all__ = ["rp2_firmware", "rp2_stock", "unix_ble", "unix_ble32", "mpy_cross", "micropython_dir", "BuildError",
            "repo_root", "cache_dir", "FLASH_BUDGET"]
 
 # Bump when the build recipe changes, so cached outputs are not reused.
@@ -345,6 +345,12 @@ def unix_ble(repo=None, force=False):
 def unix_ble32(repo=None, force=False):
     """Path of the 32-bit unix port with NimBLE (heap measurements with 31-bit small ints)."""
     return build(_UnixBle(32), repo, force)["path"]
+
+
+def micropython_dir(repo=None):
+    """The MicroPython source tree the builds use (unpacked or cloned on first use)."""
+    repo = os.path.abspath(repo or repo_root())
+    return _source.resolve(repo, cache_dir(), _log).path
 
 
 def mpy_cross(repo=None):
