@@ -185,6 +185,7 @@ class Node:
         self._b1 = bytearray(1)
         self.probes = 0                  # single-transaction probes of missing modules
         self.powerfails = 0
+        self.iec = None                  # node.iecport.IecPort when iec.uart is configured
         self.wdt = None
         if wdt is not None:
             self.arm_watchdog(wdt)
@@ -508,11 +509,14 @@ class Node:
         for k in tot:
             d[k] = tot[k]
         d["i2c_retries"] = sum(m.dev.retry_count_total for m in self.modules if m.dev is not None)
+        if hasattr(gc, "mem_alloc"):
+            gc.collect()                 # heap figures mean little without a collection first
         d.update({
             "saves": self.saves,
             "last_save_s": self._since_save(),
             "uptime_s": self.uptime_s(),
             "heap_free": gc.mem_free() if hasattr(gc, "mem_free") else -1,
+            "heap_used": gc.mem_alloc() if hasattr(gc, "mem_alloc") else -1,
         })
         if self.ble is not None:
             d.update(self.ble.status())
@@ -824,10 +828,25 @@ def start(ticks, root="/", sim=False, timing=None, delay_ms=None, drdy=False):
             _try(probs, "powerfail irq", board.edge_irq, pin, n.powerfail, pf["active_low"])
         for p in probs:
             n._problem(p)
+    iu = cfg["iec"]["uart"]
+    if iu["id"] is not None:
+        probs = []
+        n.iec = _try(probs, "iec uart", attach_iec, n, board, iu, cfg["iec"]["baud"])
+        for p in probs:
+            n._problem(p)
     n.boot()
     if cfg.get("ble", {}).get("enabled"):
         n.attach_ble()                     # optional: a failure is a STATUS problem
     return n
+
+
+def attach_iec(n, board, iu, max_baud):
+    """The optical-head port (node.iecport) on its own UART, 300 Bd 7E1."""
+    from node.iecport import IecPort, INIT_BAUD
+    port = board.uart_open(iu["id"], iu["tx"], iu["rx"], INIT_BAUD, 7, "E", 1)
+    ip = IecPort(port, n, n.ticks, board.uart_reinit, max_baud=max_baud)
+    n.sched.add("iec", ip)
+    return ip
 
 
 def _readable(s):

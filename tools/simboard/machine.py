@@ -17,11 +17,18 @@ SOFT_RESET = 5
 
 
 def attach(bus=None, tty=None, drdy_pin=None, drdy=None, reset_cause=PWRON_RESET,
-           pins=None, uid=b"\x5e\x1a\x00\x01", on_reset=None):
+           pins=None, uid=b"\x5e\x1a\x00\x01", on_reset=None, ttys=None, port=None):
     """bus: rbamp_sim.Bus; tty: console device path; drdy_pin: pin number of
     the DRDY line; drdy(): current DRDY level from the simulator; pins:
-    {pin: level} for plain inputs (e.g. a held safe-mode pin)."""
+    {pin: level} for plain inputs (e.g. a held safe-mode pin); ttys: {UART
+    id: tty path} for further UARTs; port="rp2": check I2C/UART ids and pins
+    as the rp2 port does (ValueError "bad SCL pin", "UART(3) doesn't exist")."""
     _hw.clear()
+    _hw["ttys"] = ttys or {}
+    _hw["port"] = port
+    _hw["uart_log"] = []          # (id, baud, bits, parity, stop) per (re)init, in order
+    _hw["wdt"] = []               # timeouts armed
+    _hw["wdt_released"] = 0
     _hw["bus"] = bus
     _hw["tty"] = tty
     _hw["drdy_pin"] = drdy_pin
@@ -108,8 +115,40 @@ def fire_irqs(pin_id):
             p._handler(p)
 
 
+def _pin_no(p):
+    return p if p is None or isinstance(p, int) else p.id
+
+
+def _rp2_check_i2c(id, scl, sda):
+    # ports/rp2/machine_i2c.c + machine_i2c.h IS_VALID_SCL/SDA
+    if id not in (0, 1):
+        raise ValueError("I2C(%d) doesn't exist" % id)
+    if scl is not None and not (scl & 1 == 1 and (scl & 2) >> 1 == id):
+        raise ValueError("bad SCL pin")
+    if sda is not None and not (sda & 1 == 0 and (sda & 2) >> 1 == id):
+        raise ValueError("bad SDA pin")
+
+
+def _rp2_check_uart(id, tx, rx):
+    # ports/rp2/machine_uart.c IS_VALID_TX/RX (RP2040)
+    if id not in (0, 1):
+        raise ValueError("UART(%d) doesn't exist" % id)
+    if tx is not None and not (tx & 3 == 0 and ((tx + 4) & 8) >> 3 == id):
+        raise ValueError("bad TX pin")
+    if rx is not None and not (rx & 3 == 1 and ((rx + 4) & 8) >> 3 == id):
+        raise ValueError("bad RX pin")
+
+
+def wdt_release():
+    """What node.board.wdt_release() does on rp2 (CTRL.ENABLE cleared)."""
+    _hw["wdt_released"] = _hw.get("wdt_released", 0) + 1
+    return True
+
+
 class I2C:
     def __init__(self, id=0, scl=None, sda=None, freq=400000, timeout=50000):
+        if _hw.get("port") == "rp2":
+            _rp2_check_i2c(id, _pin_no(scl), _pin_no(sda))
         self.bus = _hw.get("bus")
         if self.bus is None:
             raise OSError(19)
@@ -147,6 +186,12 @@ class I2C:
 SoftI2C = I2C
 
 
+# Linux termios values (the unix port's termios module has few constants)
+_LINUX_B = {300: 0o7, 600: 0o10, 1200: 0o11, 2400: 0o13, 4800: 0o14, 9600: 0o15, 19200: 0o16,
+            38400: 0o17, 57600: 0o10001, 115200: 0o10002}
+_CSIZE, _CS7, _CS8, _CSTOPB, _PARENB, _PARODD = 0o60, 0o40, 0o60, 0o100, 0o400, 0o1000
+
+
 class UART:
     """The console over a tty path (raw mode, non-blocking via select.poll;
     never flush() a tty on the unix port: EINVAL)."""
@@ -154,9 +199,12 @@ class UART:
     def __init__(self, id=1, baudrate=115200, bits=8, parity=None, stop=1, tx=None, rx=None, **kw):
         import select
         import termios
-        path = _hw.get("tty")
+        if _hw.get("port") == "rp2":
+            _rp2_check_uart(id, _pin_no(tx), _pin_no(rx))
+        path = _hw.get("ttys", {}).get(id) or (_hw.get("tty") if id not in _hw.get("ttys", {}) else None)
         if not path:
             raise OSError(19)
+        self.id = id
         self._f = open(path, "r+b")
         fd = self._f.fileno()
         termios.setraw(fd)
@@ -169,6 +217,32 @@ class UART:
         self._p = select.poll()
         self._p.register(self._f, select.POLLIN)
         self.baudrate = baudrate
+        self.init(baudrate, bits, parity, stop)
+
+    def init(self, baudrate=115200, bits=8, parity=None, stop=1, **kw):
+        """Re-program rate and framing: recorded in hw()["uart_log"] and
+        set on the tty (speed, CS7/CS8, PARENB/PARODD, CSTOPB), so a bridge
+        can pass bytes only while both ends agree, as a real line does."""
+        import termios
+        _hw.setdefault("uart_log", []).append((self.id, baudrate, bits, parity, stop))
+        self.baudrate = baudrate
+        fd = self._f.fileno()
+        a = termios.tcgetattr(fd)
+        spd = _LINUX_B.get(baudrate)
+        if spd is not None:
+            a[4] = spd
+            a[5] = spd
+        c = a[2] & ~(_CSIZE | _PARENB | _PARODD | _CSTOPB)
+        c |= _CS7 if bits == 7 else _CS8
+        if parity is not None:
+            c |= _PARENB | (_PARODD if parity == 1 else 0)
+        if stop == 2:
+            c |= _CSTOPB
+        a[2] = c
+        termios.tcsetattr(fd, termios.TCSANOW, a)
+
+    def txdone(self):
+        return True
 
     def any(self):
         return 1 if self._p.poll(0) else 0
@@ -219,6 +293,7 @@ class RTC:
 class WDT:
     def __init__(self, id=0, timeout=5000):
         self.timeout = timeout
+        _hw.setdefault("wdt", []).append(timeout)
 
     def feed(self):
         _hw["wdt_feeds"] = _hw.get("wdt_feeds", 0) + 1
