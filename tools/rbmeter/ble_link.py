@@ -145,21 +145,26 @@ class BleNode:
         self.proc = None
         self.bridge = None
         self.lines = []
+        self.boots = 0
 
     def start(self, timeout=60):
         import json
         import queue
         from rbmeter.ptybridge import PtyBridge
         from rbmeter.sim import node_env, ROOT
-        if self.bridge is None:
-            self.bridge = PtyBridge()
+        if self.bridge is not None:
+            self.bridge.close()           # a fresh console per power-up
+        self.bridge = PtyBridge()
         cfgp = os.path.join(self.state, "provision.json")
         with open(cfgp, "w") as f:
             json.dump(self.config, f)
         env = node_env()
         env["MICROPYBTUART"] = self.radio.node_tty
         argv = [self.mp, "-X", "heapsize=" + self.heap, os.path.join(ROOT, "tools", "simboard", "simnode.py"),
-                "--tty", self.bridge.node_path, "--state", self.state, "--ble", "--config", cfgp] + self.args
+                "--tty", self.bridge.node_path, "--state", self.state, "--ble"] + self.args
+        if not self.boots:
+            argv += ["--config", cfgp]        # factory provisioning: first power-up only
+        self.boots += 1
         self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         q = queue.Queue()
