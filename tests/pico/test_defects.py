@@ -107,3 +107,65 @@ def test_watchdog_reset_loses_nothing_with_rp2_fast_state(board_factory):
     # only the three resets made here: the node's own watchdog never fired
     # (the harness lists a requested reset twice, hence the set)
     assert len(set(b.resets)) == 3, b.resets
+
+
+def _near(a, b):
+    return abs(a - b) <= b // 100          # the PL011 divisor rounds (115200 -> 115177)
+
+
+def _programs(b, uart):
+    """(baud, bits, parity, stop) per UART (re)initialisation. The rp2 port
+    programs the rate (pico-sdk uart_init: 8N1) and then the format, so the
+    harness sees two register writes per init: keep the last of each run at
+    one baud rate."""
+    out = []
+    for x in b.uart_log:
+        if x[1] != uart:
+            continue
+        if out and out[-1][0] == x[2]:
+            out[-1] = x[2:]
+        else:
+            out.append(x[2:])
+    return out
+
+
+def test_iec_port_programs_rates_in_order(board_factory):
+    # item 14: the optical-head port on UART1 (GP8/GP9): the firmware programs
+    # 300 7E1, the acknowledged 9600 7E1 after the ACK, and 300 7E1 again
+    import picoboard
+    from proto import iec
+    cfg = picoboard.board_config()
+    cfg["iec"] = {"uart": {"id": 1, "tx": 8, "rx": 9}, "baud": 9600}
+    b = board_factory(profile=rbamp_sim.Profile.constant([1500.0, -800.0]), config=cfg)
+    b.run_for(3.0)
+    u1 = _programs(b, 1)
+    assert len(u1) == 1 and _near(u1[0][0], 300) and u1[0][1:] == (7, "E", 1), b.uart_log
+    b.uart_write(b"/?!\r\n", uart=1)
+    b.run_for(1.5)                          # reaction time + 13 bytes at 300 Bd
+    assert bytes(b.tx1) == b"/RBM5-" + bytes(b.tx1)[6:] and bytes(b.tx1).endswith(b"\r\n"), bytes(b.tx1)
+    n_ident = len(b.tx1)
+    b.uart_write(b"\x06050\r\n", uart=1)
+    b.run_for(3.0)
+    block = bytes(b.tx1[n_ident:])
+    assert block[:1] == iec.STX and block[-2:-1] == iec.ETX and iec.bcc(block[1:-1]) == block[-1], block
+    assert b"1-1:1.8.0(" in block and b"1-2:2.8.0(" in block
+    u1 = _programs(b, 1)
+    assert len(u1) == 3, b.uart_log
+    for (baud, bits, par, stop), want in zip(u1, (300, 9600, 300)):
+        assert _near(baud, want) and (bits, par, stop) == (7, "E", 1), u1
+    # the console on UART0 was never touched by any of it
+    assert len(_programs(b, 0)) == 1
+    r = b.console_cmd("INFO")
+    assert b"OK" in r
+
+
+def test_pins_the_port_rejects_leave_a_serving_node(board_factory):
+    # item 10: SCL on GP3 is not an I2C0 SCL pin on the RP2040 ("bad SCL pin");
+    # the node reports it, falls back to the board default and still serves
+    import picoboard
+    cfg = picoboard.board_config()
+    cfg["i2c"]["scl"] = 3
+    b = board_factory(profile=rbamp_sim.Profile.constant([1500.0]), modules="0x50:UI1", config=cfg)
+    b.run_for(4.0)
+    r = b.console_cmd("STATUS")
+    assert b"OK" in r and b"bad SCL pin" in r, r[-600:]
