@@ -161,7 +161,7 @@ class PicoBoard:
     def __init__(self, modules="0x50:UI2", profile=None, seed=1, files=None, config=True, flash_image=None,
                  firmware_bin=None, i2c_fault_rate=0.0, faults=None, start_ms=0, line_rate=False,
                  pins_high=PULLED_UP, window_ms=200, flash_events=True, attach_modules=True,
-                 pty=True, monitor=False, log=None):
+                 pty=True, monitor=False, start_ticks=0, wiring=None, log=None):
         """modules: "0x50:UI2,0x51:I3" or a list of rbamp_sim.Module (built on
         the board's clock); profile: rbamp_sim.Profile (default solar-home
         day); files: the LittleFS content (default boot.py, main.py and
@@ -202,7 +202,10 @@ class PicoBoard:
         self.line_rate = line_rate
         self.pins_high = list(pins_high)
         self.flash_events = flash_events
-        self.cfg = board_config() if config is True else (config if isinstance(config, dict) else board_config())
+        self.start_ticks = int(start_ticks)
+        # the physical wiring of the emulated board (I2C0 on GP4/GP5, DRDY on
+        # GP6, console UART0 on GP0/GP1), whatever /config.json claims
+        self.cfg = board_config() if wiring is None else wiring
         self.t_ns = 0
         self.tx = bytearray()            # everything UART0 sent (also goes to the pty)
         self.tx1 = bytearray()
@@ -227,7 +230,15 @@ class PicoBoard:
         self._stop = False
         self.running_free = False
         self.on_tx = None                # fn(bytes) for every UART0 chunk (tests)
+        self._mute = False               # console_cmd's reply stays off the pty
         self.wall_s = 0.0
+        if pty:
+            # the console exists before power-up, like a USB-serial adapter
+            from rbmeter.ptybridge import PtyBridge
+            import tty
+            self.bridge = PtyBridge(monitor=monitor)
+            self._nodefd = os.open(self.bridge.node_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            tty.setraw(self._nodefd)
 
     # ---- lifecycle ---------------------------------------------------------
     @property
@@ -245,19 +256,13 @@ class PicoBoard:
             fw = self.firmware_bin or firmware()
             with open(img, "wb") as f:
                 f.write(lfsimage.build(self.files))
-        if self.pty:
-            from rbmeter.ptybridge import PtyBridge
-            import tty
-            self.bridge = PtyBridge(monitor=self.monitor)
-            self._nodefd = os.open(self.bridge.node_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-            tty.setraw(self._nodefd)
         node = os.environ.get("NODE", "node")
         self.proc = subprocess.Popen([node, RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      cwd=ROOT, bufsize=0)
         init = {"op": "init", "bootrom": BOOTROM, "line_rate": self.line_rate, "pins_high": self.pins_high,
                 "sda": self.cfg["i2c"]["sda"], "scl": self.cfg["i2c"]["scl"], "i2c_id": self.cfg["i2c"]["id"],
                 "drdy_pin": self.cfg.get("drdy_pin", -1) if self.cfg.get("drdy_pin") is not None else -1,
-                "flash_events": self.flash_events, "t0": 0}
+                "flash_events": self.flash_events, "t0": 0, "start_ticks_ms": self.start_ticks}
         if self.flash_image is not None:
             init["flash_image"] = img
         else:
@@ -405,7 +410,7 @@ class PicoBoard:
     def _to_host(self, data):
         if self.on_tx:
             self.on_tx(data)
-        if self._nodefd >= 0:
+        if self._nodefd >= 0 and not self._mute:
             try:
                 os.write(self._nodefd, data)
             except OSError:
@@ -472,10 +477,13 @@ class PicoBoard:
         """Cut the power at exactly virtual t_ns (the next run stops there)."""
         self._cmd({"op": "arm", "at": int(t_ns)})
 
-    def arm_cut_in_flash_op(self, nth=0, frac=0.5):
+    def arm_cut_in_flash_op(self, nth=0, frac=0.5, by_ns=None):
         """Cut the power inside the nth flash erase/program from now, after
-        `frac` of its bytes (and time)."""
-        self._cmd({"op": "arm", "nth": int(nth), "frac": float(frac)})
+        `frac` of its bytes (and time); at by_ns at the latest if given."""
+        c = {"op": "arm", "nth": int(nth), "frac": float(frac)}
+        if by_ns is not None:
+            c["at"] = int(by_ns)
+        self._cmd(c)
 
     def disarm(self):
         self._cmd({"op": "disarm"})
@@ -570,10 +578,17 @@ class PicoBoard:
             self._thread = None
 
     # ---- console convenience (deterministic, no pty) ---------------------------------
-    def console_cmd(self, line, timeout_s=5.0, slice_s=0.01, until=None):
+    def console_cmd(self, line, timeout_s=5.0, slice_s=0.01, until=None, to_pty=False):
         """Send one command line on UART0 and step until a status line
         (OK/ERR/JSON) or `until(bytes)` is true; returns the reply bytes."""
         start = len(self.tx)
+        mute, self._mute = self._mute, not to_pty
+        try:
+            return self._console_cmd(line, start, timeout_s, slice_s, until)
+        finally:
+            self._mute = mute
+
+    def _console_cmd(self, line, start, timeout_s, slice_s, until):
         self.uart_write(line.encode() + b"\r\n")
         end = self.t_ns + int(timeout_s * 1e9)
         done = until or _reply_done
@@ -582,6 +597,49 @@ class PicoBoard:
             if done(bytes(self.tx[start:])):
                 break
         return bytes(self.tx[start:])
+
+    def command(self, line, timeout_s=5.0):
+        """console_cmd decoded: the reply's lines (str, stripped)."""
+        data = self.console_cmd(line, timeout_s=timeout_s)
+        return [ln.strip() for ln in data.decode("utf-8", "replace").split("\n") if ln.strip()]
+
+    def totals(self, timeout_s=5.0):
+        """TOTALS over UART0 -> rbmeter.client channel dicts (import_mwh, export_mwh, gap_ms, ...)."""
+        from rbmeter.client import parse_text_record, norm_channel
+        lines = self.command("TOTALS", timeout_s)
+        if not lines or lines[-1] != "OK":
+            raise BoardError("TOTALS: %r" % (lines[-3:],))
+        return [norm_channel(parse_text_record(ln)) for ln in lines if ln.startswith("CH ")]
+
+    def status(self, timeout_s=5.0):
+        """STATUS over UART0 -> {key: str}."""
+        from rbmeter.client import parse_text_record
+        out = {}
+        lines = self.command("STATUS", timeout_s)
+        if not lines or lines[-1] != "OK":
+            raise BoardError("STATUS: %r" % (lines[-3:],))
+        for ln in lines:
+            if ln.startswith("STATUS "):
+                out.update(parse_text_record(ln))
+        out.pop("t", None)
+        return out
+
+    def truth(self, intervals=None):
+        """rbmeter.sim.truth_channels over the powered intervals (default: all so far)."""
+        from rbmeter.sim import truth_channels
+        mods = [("0x%02x" % m.addr, m.variant) for m in self.modules]
+        return truth_channels(self.profile, mods, intervals if intervals is not None else self.powered_intervals_ms())
+
+    def result(self, channels):
+        """The `rbmeter sim --json` summary shape for node channels read now."""
+        node_ch = [{"module": c.get("module"), "ch": c.get("ch"), "import_mwh": int(c.get("import_mwh") or 0),
+                    "export_mwh": int(c.get("export_mwh") or 0), "gap_ms": int(c.get("gap_ms") or 0)}
+                   for c in channels or []]
+        iv = self.powered_intervals_ms()
+        up = sum(b - a for a, b in iv)
+        elapsed = self.t_ns // MS
+        return {"elapsed_ms": elapsed, "downtime_ms": max(0, elapsed - up), "reboots": len(self.cuts),
+                "channels": node_ch, "truth": self.truth(iv)}
 
 
 def _reply_done(data):

@@ -242,7 +242,7 @@ function attachI2c() {
 // that ACKs an address phase when the master says a module answers.
 function attachSoftI2c() {
   const sdaN = cfg.sda, sclN = cfg.scl;
-  if (sdaN === undefined || sclN === undefined) return;
+  if (!(sdaN >= 0 && sdaN < 30 && sclN >= 0 && sclN < 30)) return;
   const sda = mcu.gpio[sdaN], scl = mcu.gpio[sclN];
   let mSda = false, mScl = false, tSda = false;   // who pulls low
   let lSda = true, lScl = true;
@@ -326,7 +326,7 @@ function flashOp() {
   stats.flashOps++;
   flashOpsSeen++;
   let done = cnt;
-  let hit = armed && armed.nth !== undefined && flashOpsSeen > armed.nth;
+  let hit = armed && armed.nth !== undefined && armed.nth !== null && flashOpsSeen > armed.nth;
   if (hit) done = Math.floor(cnt * armed.frac);
   if (isErase) {
     flash.fill(0xff, off, Math.min(off + done, FLASH_SIZE));
@@ -347,11 +347,15 @@ function flashOp() {
 }
 
 // ---- a chip: power-up or reset on the current flash --------------------------
-function boot(scratch, reason) {
+function boot(scratch, reason, tGlobal) {
   if (mcu) cycles0 += mcu.core.cycles;
   sim = new Simulator();
   mcu = sim.rp2040;
   clock = sim.clock;
+  // the RP2040 timer (ticks_ms) restarts at every reset; start_ticks_ms moves
+  // its origin so a run can cross the 2^30 ms ticks wrap early
+  clock.nanosCounter = (cfg.start_ticks_ms || 0) * 1e6;
+  base = tGlobal - clock.nanos;
   mcu.logger = new ConsoleLogger(LogLevel.Error);
   mcu.loadBootrom(new Uint32Array(bootrom.buffer, bootrom.byteOffset, 4096));
   // share one flash buffer across chips: copy into the new one's array
@@ -382,9 +386,8 @@ function resetChip(kind, reason) {
   const scratch = Array.from(wd.scratchData);
   const t = now();
   flushTx();
-  base = t;
   stats.resets++;
-  boot(scratch, reason);
+  boot(scratch, reason, t);
   send({ ev: 'reset', kind, t });
 }
 
@@ -403,7 +406,7 @@ function run(untilNs) {
   const core = mcu.core;
   for (;;) {
     let limit = untilNs;
-    if (armed && armed.at !== undefined && armed.at < limit) limit = armed.at;
+    if (armed && armed.at != null && armed.at < limit) limit = armed.at;
     const target = limit - base;
     while (clock.nanos < target && !stopRun) {
       if (core.waiting) {
@@ -423,7 +426,6 @@ function run(untilNs) {
         }
         clock.tick(core.executeInstruction() * NS_PER_CYCLE);
       }
-      if (txBuf[0].length > 4096 || txBuf[1].length > 4096) flushTx();
     }
     if (pendingReset) {
       const p = pendingReset;
@@ -432,7 +434,7 @@ function run(untilNs) {
       continue;
     }
     if (cut) return;
-    if (armed && armed.at !== undefined && now() >= armed.at) {
+    if (armed && armed.at != null && now() >= armed.at) {
       cut = { t: now(), kind: 'time' };
       armed = null;
       return;
@@ -462,8 +464,7 @@ for (;;) {
       flash = img;
       romErase = romFunc(0x52 | (0x45 << 8));
       romProgram = romFunc(0x52 | (0x50 << 8));
-      base = c.t0 || 0;
-      boot(c.scratch || null, undefined);
+      boot(c.scratch || null, undefined, c.t0 || 0);
       send({ ev: 'ok', t: now(), rom: [romErase, romProgram] });
       break;
     }
@@ -481,7 +482,8 @@ for (;;) {
       break;
     }
     case 'arm':
-      armed = c.at !== undefined ? { at: c.at } : { nth: c.nth, frac: c.frac };
+      // a time cut, a flash-op cut, or both (the flash op, else at the time)
+      armed = { at: c.at, nth: c.nth, frac: c.frac };
       flashOpsSeen = 0;
       send({ ev: 'ok' });
       break;
@@ -491,9 +493,8 @@ for (;;) {
       break;
     case 'power_on': {
       // after a cut: a new chip on the same flash; RAM and scratch lost
-      base = c.t;
       rxQ = [[], []];
-      boot(null, 0);
+      boot(null, 0, c.t);
       send({ ev: 'ok', t: now() });
       break;
     }

@@ -232,6 +232,14 @@ def build_parser():
     s.add_argument("--hold", action="store_true",
                    help="after --duration keep the node serving its console (clock stopped) until Ctrl-C")
     s.add_argument("-v", "--verbose", action="store_true", help="progress and node log lines on stderr")
+    s.add_argument("--target", choices=("unix", "pico"), default="unix",
+                   help="unix: lib/ on the MicroPython unix port (default); pico: the frozen RPI_PICO firmware "
+                        "on an emulated RP2040, always emulator-timed (--virtual = as fast as it goes, else "
+                        "paced to --speed x wall time); see docs/pico.md")
+    s.add_argument("--resets", type=int, default=0,
+                   help="--target pico: N watchdog/soft resets at seeded cycles (scratch registers kept)")
+    s.add_argument("--line-rate", action="store_true",
+                   help="--target pico: model the UART line rate (TX FIFO back-pressure, RX overruns)")
     return p
 
 
@@ -481,7 +489,15 @@ def cmd_sim(a):
                                max_downtime_ms=int(a.max_downtime * 1000), seed=a.seed, state=a.state,
                                speed=a.speed, heapsize=a.heapsize, verbose=a.verbose, monitor=a.watch,
                                secret=sec, window_ms=a.window_ms, board_uid=a.board_uid)
-        sim = _sim.Sim(opts, log=log)
+        if a.target == "pico":
+            from rbmeter import simpico
+            opts.resets = a.resets
+            opts.line_rate = a.line_rate
+            sim = simpico.PicoSim(opts, log=log)
+        else:
+            if a.resets or a.line_rate:
+                raise UsageError("--resets and --line-rate need --target pico")
+            sim = _sim.Sim(opts, log=log)
     except _sim.SimError as e:
         raise UsageError(str(e))
     # `console:` goes to stdout first, so scripts can attach; with --json the
