@@ -10,7 +10,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHES = ("bench_energy.py", "bench_store.py", "bench_node.py", "bench_bridge.py")
+BENCHES = ("bench_energy.py", "bench_store.py", "bench_node.py", "bench_bridge.py", "bench_import_heap.py")
 
 
 def main(argv):
