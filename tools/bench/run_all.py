@@ -10,7 +10,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHES = ("bench_energy.py", "bench_store.py", "bench_node.py", "bench_bridge.py", "bench_import_heap.py")
+BENCHES = ("bench_energy.py", "bench_store.py", "bench_node.py", "bench_bridge.py", "bench_import_heap.py",
+           "bench_pico.py")
 
 
 def main(argv):
