@@ -139,8 +139,7 @@ class BumbleCentral:
         fut = asyncio.get_running_loop().create_future()
 
         def on_adv(adv):
-            name = _adv_name(adv.data)
-            if name == target and not fut.done():
+            if name_matches(target, adv.data) and not fut.done():
                 fut.set_result(adv.address)
         self.dev.on("advertisement", on_adv)
         await self.dev.start_scanning(filter_duplicates=False)
@@ -207,6 +206,21 @@ class BumbleCentral:
             except Exception:
                 pass
         self.connected = False
+
+
+def name_matches(target, data):
+    """A node answers to its complete name (scan response, GAP name) or, as
+    the advertisement itself only has room for a short name, to the short
+    form of the default name: rbmeter-<node id> -> rb<last 4 of the id>."""
+    from bumble.core import AdvertisingData
+    names = []
+    for t in (AdvertisingData.COMPLETE_LOCAL_NAME, AdvertisingData.SHORTENED_LOCAL_NAME):
+        n = data.get(t)
+        if n:
+            names.append(n.decode("utf-8", "replace") if isinstance(n, bytes) else n)
+    if target in names:
+        return True
+    return target.startswith(NAME_PREFIX + "-") and len(target) > 12 and "rb" + target[-4:] in names
 
 
 def _adv_name(data):

@@ -39,6 +39,8 @@ def _conn_opts():
     g.add_argument("--retries", type=int, default=3,
                    help="resends after a checksum error or timeout (default 3)")
     g.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
+    from rbmeter import ble_cli
+    ble_cli.add_conn_opts(g)
     return p
 
 
@@ -229,6 +231,9 @@ def build_parser():
     s.add_argument("--watch", action="store_true", help="show the live view read over the console until Ctrl-C")
     s.add_argument("--interval", type=float, default=1.0, help="--watch refresh interval, s (default 1)")
     s.add_argument("--json", action="store_true", help="print one JSON summary object as the last line")
+    s.add_argument("--ble-hci-uart", metavar="TTY",
+                   help="run the node on the unix build with NimBLE (make firmware-ble), BLE enabled, its HCI "
+                        "UART on TTY (e.g. a Bumble controller's pty: python -m rbmeter.ble_link; docs/ble.md)")
     s.add_argument("--hold", action="store_true",
                    help="after --duration keep the node serving its console (clock stopped) until Ctrl-C")
     s.add_argument("-v", "--verbose", action="store_true", help="progress and node log lines on stderr")
@@ -240,6 +245,8 @@ def build_parser():
                    help="--target pico: N watchdog/soft resets at seeded cycles (scratch registers kept)")
     s.add_argument("--line-rate", action="store_true",
                    help="--target pico: model the UART line rate (TX FIFO back-pressure, RX overruns)")
+    from rbmeter import ble_cli
+    ble_cli.add_scan(sub, [], fmt)
     return p
 
 
@@ -250,6 +257,10 @@ def _err(msg):
 
 
 def _connect(a):
+    if getattr(a, "ble", None):
+        from rbmeter import ble_cli        # the same client protocol over BLE (docs/ble.md)
+        a.port = "ble:" + a.ble
+        return ble_cli.connect(a)
     if not a.port:
         raise UsageError("no --port given (or set $RBMETER_PORT)")
     try:
@@ -488,7 +499,8 @@ def cmd_sim(a):
                                i2c_fault_rate=a.i2c_fault_rate, power_cuts=a.power_cuts,
                                max_downtime_ms=int(a.max_downtime * 1000), seed=a.seed, state=a.state,
                                speed=a.speed, heapsize=a.heapsize, verbose=a.verbose, monitor=a.watch,
-                               secret=sec, window_ms=a.window_ms, board_uid=a.board_uid)
+                               secret=sec, window_ms=a.window_ms, board_uid=a.board_uid,
+                               ble_hci_uart=a.ble_hci_uart)
         if a.target == "pico":
             from rbmeter import simpico
             opts.resets = a.resets
@@ -650,7 +662,8 @@ def _sim_summary(res, sim):
 
 COMMANDS = {"info": cmd_info, "totals": cmd_totals, "live": cmd_live, "log": cmd_log, "obis": cmd_obis,
             "set": cmd_set, "preset": cmd_preset, "reset": cmd_reset, "sim": cmd_sim,
-            "save": cmd_save, "audit": cmd_audit, "key": cmd_key, "bridge": cmd_bridge}
+            "save": cmd_save, "audit": cmd_audit, "key": cmd_key, "bridge": cmd_bridge,
+            "scan": lambda a: __import__("rbmeter.ble_cli").ble_cli.cmd_scan(a)}
 
 
 def main(argv=None):

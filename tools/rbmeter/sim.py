@@ -68,6 +68,7 @@ class SimOptions:
         self.secret = None              # str: provisioned into the board's config before boot 1
         self.window_ms = None           # RT window of modules and sampler (simnode default 200)
         self.board_uid = None           # hex str: the board's machine.unique_id() (node id = last 4 bytes)
+        self.ble_hci_uart = None        # tty: the NimBLE unix build, BLE on, HCI UART here (docs/ble.md)
         self.micropython = os.path.join(ROOT, ".venv", "bin", "micropython")
         for k, v in kw.items():
             if not hasattr(self, k):
@@ -280,6 +281,9 @@ class Sim:
                 why = str(e)
             if why:
                 raise SimError("--secret: %s" % why)
+        if opts.ble_hci_uart:
+            from rbmeter.ble_link import ble_micropython
+            opts.micropython = ble_micropython()      # make firmware-ble (cached)
         if not os.path.exists(opts.micropython):
             raise SimError("MicroPython unix port not found at %s (run `make setup`)" % opts.micropython)
         self.simnode = os.path.join(ROOT, "tools", "simboard", "simnode.py")
@@ -360,7 +364,11 @@ class Sim:
         self.log("boot %d at t=%d ms%s" % (self.boots, self.boot_start_ms,
                                            "" if cut is None else " (cut armed at t=%d ms%s)"
                                            % (cut[0], "" if cut[1] is None else ", flash op %d" % cut[1])))
-        self.node = NodeProc(argv, node_env(), os.path.join(self.logdir, "boot%d.stderr" % self.boots))
+        env = node_env()
+        if self.o.ble_hci_uart:
+            env["MICROPYBTUART"] = os.path.realpath(self.o.ble_hci_uart)
+            argv.append("--ble")
+        self.node = NodeProc(argv, env, os.path.join(self.logdir, "boot%d.stderr" % self.boots))
         self.state_name = "booting"
         self._boot_deadline = time.monotonic() + self.o.boot_timeout_s
 
