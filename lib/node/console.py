@@ -9,7 +9,10 @@ so metering never waits on a reader (docs/protocol.md "Reply budget"):
   port with `txdone()` the queue only writes when the transmitter is idle and
   then at most `tx_chunk` bytes (what the port's buffer takes without waiting).
 The engine asks room() before it queues a reply: a reply is queued whole or
-replaced by `ERR 503 busy`, never truncated."""
+replaced by `ERR 503 busy`, never truncated.
+
+A UART break (rp2 and ESP32 report it as `UART.IRQ_BREAK`) resets the engine
+at the next poll: session, challenges, partial line and modes end."""
 try:
     from micropython import const
 except ImportError:
@@ -44,6 +47,19 @@ class Console:
         self.tx_bytes = 0
         self.tx_errors = 0
         self.tx_stalls = 0        # polls that ended with bytes the port would not take
+        self.breaks = 0
+        self._brk = False
+        brk = getattr(port, "IRQ_BREAK", None)
+        irq = getattr(port, "irq", None)
+        if brk is not None and irq is not None:
+            try:
+                irq(handler=self._on_break, trigger=brk)
+            except Exception:     # a port without break interrupts: no break detection
+                pass
+
+    def _on_break(self, _u):
+        # IRQ context: only a flag; poll() does the work
+        self._brk = True
         # ms until the console must run again whatever the input (engine
         # timers, TX queue); None: only input needs it, so a waker that sees
         # the port (asyncio) sleeps until bytes arrive instead of every idle_ms
@@ -132,6 +148,11 @@ class Console:
         budget = self.budget
         if self._q:
             budget -= self.drain(budget)
+        if self._brk:
+            self._brk = False
+            self.breaks += 1
+            if eng is not None:
+                eng.reset(now)
         for _ in range(32):           # bounded: a flood must not starve sampling
             n = port.readinto(self.buf)
             if not n:

@@ -236,7 +236,7 @@ class Engine:
                 out += b"\x08 \x08"
             elif 32 <= b <= 126:
                 out.append(b)
-        if out:
+        if out and len(out) <= self.room():     # cosmetic: dropped when the queue is full
             self._out(bytes(out))
 
     def _guarded(self, line):
@@ -262,7 +262,8 @@ class Engine:
             return
         if self._hold or not self._fits(st):
             self.busy += 1
-            self._err(503, "busy")
+            if self.room() > 0:         # a full queue nobody drains: not even this line
+                self._err(503, "busy")
             return
         for b in st:
             self._out(b)
@@ -303,8 +304,9 @@ class Engine:
             for e in self._late:
                 left = ticks_diff(e[0], now)
                 if left <= 0:
-                    for b in e[1]:
-                        self._out(b)
+                    if self._fits(e[1]):
+                        for b in e[1]:
+                            self._out(b)
                 else:
                     keep.append(e)
                     if wait is None or left < wait:

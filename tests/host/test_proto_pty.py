@@ -129,3 +129,35 @@ def test_console_and_iec_readout_over_pty(node_on_pty):
     assert vals["1-1:1.8.0"] == ("000123.456789", "kWh")
     assert vals["1-2:16.7.0"] == ("-000.800", "kW")
     assert took < 3.0
+
+
+def test_signed_session_over_pty_on_the_unix_port(node_on_pty):
+    """rbmeter's client (CPython hmac) against the engine's HMAC on MicroPython:
+    login, signed PRESET/SAVE, replay refused, LOGOUT."""
+    from rbmeter import client as rbc
+    from test_proto_fake import SECRET
+    sent = []
+
+    class Tap:
+        def __init__(self):
+            self.s = serial.Serial(node_on_pty, 115200, timeout=0.05)
+
+        def write(self, b):
+            sent.append(bytes(b))
+            return self.s.write(b)
+
+        def __getattr__(self, k):
+            return getattr(self.s, k)
+    tap = Tap()
+    c = rbc.Client(tap, timeout=3.0)
+    assert c.auth(SECRET) == "authenticated"
+    c.preset("0x50", 1, 4000000, 5000000)
+    assert [x for x in c.channels() if x["ch"] == 1 and x["module"] == "0x50"][0]["import_mwh"] == 4000000
+    assert c.save() is None
+    line = [l for l in sent if l.startswith(b"PRESET")][-1]
+    r = c.command(line.strip().decode().rsplit("*", 1)[0], check=False)      # replayed as sent
+    assert not r.ok and r.code == 401
+    c.logout()
+    with pytest.raises(rbc.AuthError):
+        c.save()
+    tap.s.close()

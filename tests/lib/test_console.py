@@ -130,6 +130,11 @@ def test_full_queue_answers_busy_never_truncates():
         p = p.replace(b"ERR 503 busy\r\n", b"")
         assert p.count(b"CH module=") == 3, p
     assert con.pending() <= 600 + 20
+    # a flood while nobody drains: the queue stays bounded (cap + one status line)
+    for _ in range(50):
+        port.rx += b"x\r\nECHO ON\r\n"
+        con.poll(clk.ticks_ms())
+    assert con.pending() <= 600 + 20
     # a signed mutation does not run when its reply could not be queued
     assert eng.room() < 256
 
@@ -193,3 +198,27 @@ def test_flush_drains_before_reset():
     con.write(b"x" * 3000)
     con.flush(100)
     assert con.pending() == 0 and len(port.wire) == 3000
+
+
+def test_uart_break_resets_the_session():
+    class BreakPort(Rp2Port):
+        IRQ_BREAK = 512
+
+        def irq(self, handler=None, trigger=0):
+            assert trigger == self.IRQ_BREAK
+            self.handler = handler
+    port = BreakPort(ring=1 << 20)
+    clk, con, eng, node = _rig(port)
+    port.rx += b"AUTH\r\n"
+    con.poll(clk.ticks_ms())
+    nonce = bytes(port.wire).split(b"=")[1].split(b"\r")[0].decode()
+    port.rx += ("AUTH " + proto.auth.response(SECRET, "N0001", nonce) + "\r\n").encode()
+    con.poll(clk.ticks_ms())
+    assert eng.authenticated
+    port.rx += b"JSON ON\r\nREA"
+    con.poll(clk.ticks_ms())
+    port.handler(port)                       # the line is held low: a break
+    port.rx += b"D\r\n"
+    con.poll(clk.ticks_ms())
+    assert not eng.authenticated and con.breaks == 1 and not eng.json
+    assert bytes(port.wire).endswith(b"ERR 404 unknown command, try HELP\r\n")   # "D": the partial line was dropped

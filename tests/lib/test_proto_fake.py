@@ -13,6 +13,7 @@ class FakeNode:
         self.events = []
         self.saves = 0
         self.audits = []         # (seq, uptime_s, kind, detail)
+        self.nevents = 0
         self.cfg = {"name": "meter1", "live_ms": 1000}
         self.fail_info = False
         self.chans = [
@@ -84,7 +85,11 @@ class FakeNode:
 
     def event(self, kind, detail):
         self.events.append((kind, detail))
-        self.audits.append((len(self.audits) + 1, 42, kind, detail))
+        self.audits.append((self.nevents + 1, 42, kind, detail))
+        self.nevents += 1
+        if len(self.events) > 1000:            # bounded for the long fuzz runs
+            self.events = self.events[-500:]
+            self.audits = self.audits[-500:]
 
     def audit(self, n):
         return self.audits[-n:]
