@@ -270,7 +270,10 @@ def test_broker_restart_nothing_lost_nothing_out_of_order(broker, tmp_path):
 def test_node_power_cut_never_publishes_a_lower_total(broker, tmp_path):
     """The node saves rarely (provisioned save policy), so a cut loses
     everything since boot: the node comes back lower than what was
-    published; the bridge holds the last value until the node passes it."""
+    published, and the bridge holds the last value. It comes back at 17:00
+    (a third of the noon export), so it stays below for ~15 s whatever the
+    machine load does to the bridge's reconnection (passing again:
+    test_bridge_store)."""
     simboard = os.path.join(ROOT, "tools", "simboard")
     if simboard not in sys.path:
         sys.path.insert(0, simboard)
@@ -278,13 +281,14 @@ def test_node_power_cut_never_publishes_a_lower_total(broker, tmp_path):
     state = tmp_path / "board"
     state.mkdir()
     cfgf = tmp_path / "config.json"
+    # (console at 115200 8N1: re-programming a pty to 9600 7E1 in a second
+    # process fails with EINVAL on the unix port's termios; see docs/bridge.md)
     cfgf.write_text(json.dumps({"save": {"min_interval_s": 3600, "max_interval_s": 86400,
-                                         "threshold_mwh": 1000000}}))
+                                         "threshold_mwh": 1000000},
+                                "uart": {"baud": 115200, "bits": 8, "parity": "N"}}))
     common = ["--speed", "60", "--window-ms", "1000", "--board-uid", "5e1ab0c0", "--config", str(cfgf)]
-    # the cut: 5 s of wall time after boot; the bridge must see the node again
-    # (error, new session, READ: ~1-2 s) before it has re-earned the lost energy
-    cut = NOON + 60 * 5000
-    node = SimNode(str(state), ["--start-ms", str(NOON), "--cut-at-ms", str(cut)] + common)
+    cut = NOON + 3600000 + 60 * 4000                  # 13:00 + 4 s of wall time
+    node = SimNode(str(state), ["--start-ms", str(NOON + 3600000), "--cut-at-ms", str(cut)] + common)
     bridge_pty = node.bridge
     sub = Subscriber(broker.port, client_id="sub-cut")
     br = None
@@ -295,15 +299,13 @@ def test_node_power_cut_never_publishes_a_lower_total(broker, tmp_path):
         assert node.wait("CUT", 60) >= cut
         assert node.proc.wait(10) == 99
         time.sleep(0.5)                               # off for a moment
-        node = SimNode(str(state), ["--start-ms", str(cut + 30000)] + common, bridge=bridge_pty)
+        node = SimNode(str(state), ["--start-ms", str(17 * 3600000)] + common, bridge=bridge_pty)
         node.wait("READY", 60)
         topic = "rbmeter/5e1ab0c0/0x50/1/state"
 
-        def passed_again(m):
-            seq = states(m).get(topic, [])
-            held = [i for i, s in enumerate(seq) if s["held"]]
-            return held and any(not s["held"] for s in seq[held[0]:])
-        if not sub.wait_for(passed_again, timeout=40):
+        def held(m):
+            return sum(1 for s in states(m).get(topic, []) if s["held"]) >= 5
+        if not sub.wait_for(held, timeout=40):
             br.stop()
             raise AssertionError(br.err)
         assert br.stop() == 0, br.err
@@ -325,7 +327,7 @@ def test_node_power_cut_never_publishes_a_lower_total(broker, tmp_path):
 def test_malformed_replies_counted_bridge_keeps_running_preset_is_a_new_meter(broker, tmp_path):
     fleet = FakeFleet(3, prefix="fa4e")
     fleet.port(0).garbage = True                      # never a valid reply
-    fleet.port(1).corrupt_every = 4                   # every 4th reply line damaged
+    fleet.port(1).corrupt_rate = 0.1                  # line noise: 10 % of reply lines damaged
     sub = Subscriber(broker.port, client_id="sub-bad")
     try:
         br = BridgeProc(sum((["--port", p] for p in fleet.paths), []) + ["--mqtt", broker.url, "--retries", "1",
@@ -395,6 +397,15 @@ def test_unreachable_port_and_broker_give_clear_errors_queue_survives_restart(mo
         br = BridgeProc(["--port", fleet.paths[0], "--mqtt", b.url], tmp_path / "st")
         topic = "rbmeter/0ff10000/0x50/0/state"
         assert sub.wait_for(lambda m: len(states(m).get(topic, [])) >= 3)
+        # Home Assistant restarts (birth message): the discovery configs come again
+        n0 = len(sub.snapshot())
+        sub.c.publish("homeassistant/status", "online", qos=1)
+        assert sub.wait_for(lambda m: len(configs(m[n0:])) == 8)
+        # the bridge dies without a word: the broker publishes its last will
+        br.p.kill()
+        br.p.wait(10)
+        avail = "rbmeter/0ff10000/availability"
+        assert sub.wait_for(lambda m: [p for t, p, _ in m if t == avail][-1:] == ["offline"])
         br.stop()
         seq = states(sub.snapshot())[topic]
         assert_monotonic_in_order(seq)

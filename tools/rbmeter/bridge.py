@@ -413,6 +413,9 @@ class Worker(threading.Thread):
         self.t_info = 0.0
         self.crc_seen = 0
         self.loss_mwh = 0
+        self.rebooted = False
+        self._announced = None
+        self._device = None
         # counters (status topic, progress line)
         self.polls = 0
         self.errors = 0
@@ -457,18 +460,26 @@ class Worker(threading.Thread):
             self._detach()
         self.info = inf
         self.uids = {m.get("addr"): (m.get("uid") or "") for m in inf.get("modules", [])}
-        self._baseline(inf["node"].get("uptime_s"))
         if self.node_id is None:
             self._attach(nid)
+        self._uptime(inf["node"].get("uptime_s"))
         self.need_info = False
         self.t_info = time.monotonic()
         self._announce()
 
-    def _baseline(self, uptime):
-        """The node's uptime now: a later, smaller-than-expected one means it rebooted."""
-        if isinstance(uptime, int) and self.guard is not None:
-            self.guard.node = {"uptime_s": uptime, "wall": time.time()}
-            self.guard.dirty = True
+    def _uptime(self, up):
+        """A fresh uptime from INFO/STATUS: smaller than the last one, or than
+        the time since then, means the node rebooted in between (kept until
+        the next complete poll; the baseline is on disk for a bridge restart)."""
+        if not isinstance(up, int) or self.guard is None:
+            return
+        base = self.guard.node
+        if base:
+            elapsed = time.time() - base.get("wall", 0)
+            if up < base.get("uptime_s", 0) or up + 2 < base.get("uptime_s", 0) + elapsed:
+                self.rebooted = True
+        self.guard.node = {"uptime_s": up, "wall": time.time()}
+        self.guard.dirty = True
 
     def _attach(self, nid):
         """First contact with node `nid`: its guard, outbox and broker link."""
@@ -479,7 +490,6 @@ class Worker(threading.Thread):
         self.guard = Guard(base + ".guard.json", log=lambda m: self.b.log("%s: %s" % (nid, m)))
         self.box = Outbox(base + ".queue.jsonl", self.s.queue_max)
         self.node_id = nid
-        self._baseline(self.info["node"].get("uptime_s"))
         self.link = Link(self.s, nid, self.b.log)
 
     def _detach(self):
@@ -496,11 +506,17 @@ class Worker(threading.Thread):
         self.handed = {}
         self.busy = set()
         self.online = None
+        self._announced = None
 
-    def _announce(self):
+    def _announce(self, force=False):
         """Discovery configs of every channel (module replacements retire the
-        old meter first)."""
+        old meter first); again only when the node's modules changed or Home
+        Assistant restarted (force)."""
         dev = device_block(self.info, self.conf)
+        sig = json.dumps([dev, sorted(self.uids.items())], sort_keys=True)
+        if sig == self._announced and not force:
+            return
+        self._announced = sig
         self._device = dev
         for m in self.info.get("modules", []):
             addr = m.get("addr")
@@ -523,19 +539,16 @@ class Worker(threading.Thread):
         self.new_meters += 1
 
     def _rebooted(self):
-        """Did the node restart since the bridge last knew its uptime?"""
-        try:
-            st = self.src.status()
-        except (_client.ClientError, _client.NodeError):
-            return self.need_sync
-        up = st.get("uptime_s")
-        self.loss_mwh = max(st.get("loss_bound_mwh") or 0, self.loss_mwh or 0)
-        base = self.guard.node
-        self._baseline(up)
-        if not isinstance(up, int) or not base:
-            return False
-        elapsed = time.time() - base.get("wall", 0)
-        return up < base.get("uptime_s", 0) or up + 2 < base.get("uptime_s", 0) + elapsed
+        """Did the node restart since the bridge last knew its uptime? (asked
+        when its totals fell; a fresh STATUS unless INFO already told)"""
+        if not self.rebooted:
+            try:
+                st = self.src.status()
+            except (_client.ClientError, _client.NodeError):
+                return False
+            self.loss_mwh = max(st.get("loss_bound_mwh") or 0, self.loss_mwh or 0)
+            self._uptime(st.get("uptime_s"))
+        return self.rebooted
 
     def _poll(self):
         if self.src is None:
@@ -575,6 +588,7 @@ class Worker(threading.Thread):
                 self.held += 1
             self.box.put(state_topic(self.node_id, mod, ch),
                          json.dumps(state_payload(c, pi, pe, act == "hold")))
+        self.rebooted = False
         self.guard.save()              # before anything is handed to the broker
         self.box.flush()
         self.fails = 0
@@ -591,8 +605,7 @@ class Worker(threading.Thread):
         except (_client.ClientError, _client.NodeError) as e:
             st = {"error": str(e)}
         self.loss_mwh = st.get("loss_bound_mwh") or self.loss_mwh
-        if isinstance(st.get("uptime_s"), int):
-            self._baseline(st["uptime_s"])
+        self._uptime(st.get("uptime_s"))
         st["bridge"] = self.counters()
         st["port"] = self.conf.where
         self.box.put(node_topic(self.node_id, "status"), json.dumps(st, sort_keys=True))
@@ -622,7 +635,7 @@ class Worker(threading.Thread):
         if link.ha_birth:
             link.ha_birth = False
             if self.info is not None:
-                self._announce()
+                self._announce(force=True)
         if not link.connected:
             return
         if link.connects != getattr(self, "_connects_seen", 0):
@@ -650,12 +663,18 @@ class Worker(threading.Thread):
                     backoff = self.s.interval
                 except (_client.ClientError, _client.NodeError) as e:
                     self._failed("no valid reply: %s" % e, e)
-                    self.need_sync = True
+                    self.need_sync = True      # a new session (the node may have rebooted) ...
+                    self.need_info = True      # ... and its modules again (one may be replaced)
                 except OSError as e:       # port gone (USB unplugged), cannot open
                     self._failed(str(e), e)
                     self._close_src()
                     backoff = min(max(backoff * 2, 1.0), 30.0)
                     nxt = time.monotonic() + backoff - self.s.interval
+                except Exception as e:     # a bug must not end this node's bridging silently
+                    import traceback
+                    self.b.log("%s: internal error, continuing: %s" % (self.conf.where, traceback.format_exc(limit=3)))
+                    self._failed("internal error: %r" % (e,), e)
+                    self.need_sync = self.need_info = True
                 if self.src is not None:
                     self._count_malformed()
                 nxt += self.s.interval

@@ -11,12 +11,13 @@ channel integrates its power exactly in mWh. Power may follow the wall
 clock so a subscriber can tell when a value was sampled (latency benchmark:
 `stamp_power=True`, p_mw = sample wall time in ms mod 1,000,000).
 
-Misbehaviour for tests: `garbage` (every reply is noise), `corrupt_every=k`
-(every k-th reply line has a damaged checksum), `reboot(lose_mwh)` (session,
+Misbehaviour for tests: `garbage` (every reply is noise), `corrupt_rate`
+(that share of reply lines has a damaged checksum), `reboot(lose_mwh)` (session,
 JSON mode and uptime lost; totals fall back as after a power cut),
 `preset()` (totals set lower without a reboot).
 """
 import os
+import random
 import select
 import threading
 import time
@@ -149,7 +150,8 @@ class _Port:
         self.path = os.ttyname(slave)
         self._slave = slave             # kept open: the pty lives while the fleet runs
         self.garbage = False
-        self.corrupt_every = 0
+        self.corrupt_rate = 0.0         # share of reply lines with a damaged checksum (seeded)
+        self.rng = random.Random(len(self.path))
         self.lines = 0
         self.engine = proto.Engine(node, self._write, _Clock(), os.urandom)
 
@@ -157,7 +159,7 @@ class _Port:
         self.lines += 1
         if self.garbage:
             data = b"\x00garbage{" + os.urandom(8).hex().encode() + b"}*ZZZZ\r\n"
-        elif self.corrupt_every and self.lines % self.corrupt_every == 0 and len(data) > 8:
+        elif self.corrupt_rate and self.rng.random() < self.corrupt_rate and len(data) > 8:
             b = bytearray(data)
             b[2] ^= 0x01                # a flipped bit: the CRC no longer matches
             data = bytes(b)
