@@ -181,3 +181,26 @@ def test_fast_state_off_when_it_can_never_fit():
         tk.advance(1000)
         st.tick(tk.ticks_ms())
     assert st.status()["commits"] == c0, st.status()
+
+
+# ---- items 3 and 6: board profiles -----------------------------------------
+
+def test_board_profiles_leave_the_repl_and_strapping_pins_alone():
+    from node import profile
+    from store import config
+    esp = config.defaults(profile.config_defaults("esp32"))
+    assert esp["uart"]["id"] != 0                   # ESP32 UART0 is the REPL / mpremote
+    assert (esp["uart"]["id"], esp["uart"]["tx"], esp["uart"]["rx"]) == (2, 17, 16)
+    # GPIO0 low at reset = ROM downloader; 2, 5, 12, 15 are strapping pins too
+    assert profile.get("esp32")["safe_pin"] not in (0, 2, 5, 12, 15)
+    rp2 = config.defaults(profile.config_defaults("rp2"))
+    assert (rp2["uart"]["id"], rp2["uart"]["tx"], rp2["uart"]["rx"]) == (0, 0, 1)
+    assert profile.get("rp2")["safe_pin"] == 15
+    # a config file's own values win over the profile
+    cfg, errs = config.validate({"uart": {"id": 1, "tx": 4, "rx": 5}}, profile.config_defaults("esp32"))
+    assert errs == [] and (cfg["uart"]["id"], cfg["uart"]["tx"]) == (1, 4)
+    # a journal directory must never be importable (it shadowed `store`)
+    assert config.defaults()["store"]["dir"] == "/rbmeter.d"
+    for bad in ("/store", "/lib/x.d", "/ble", "/data"):
+        assert not config.set_key(config.defaults(), "store.dir", bad)[0], bad
+    assert config.set_key(config.defaults(), "store.dir", "/meter-data")[0]
