@@ -108,7 +108,7 @@ def test_owner_and_attacker_on_one_line(node):
                          "PRESET 0x50 0 1 1 @1 " + "00" * 16, "RESET TOTALS @99 " + "ab" * 16,
                          "KEY " + "00" * 16):
                 att.send(line)
-            time.sleep(0.5)
+            c.drain(quiet=0.5, limit=5)
             assert _totals(c) == before
             c.preset("0x50", 0, 7000000, 8000000)       # the owner's signed PRESET works
             assert _totals(c)[("0x50", 0)] == (7000000, 8000000)
@@ -177,7 +177,7 @@ def test_unsigned_save_flood_causes_no_flash_commit(node):
             for _ in range(100):
                 att.send("SAVE")
                 att.send(proto_crc.seal(b"SAVE"))
-            time.sleep(1.0)
+            c.drain(quiet=0.5, limit=10)                   # the attacker's 200 replies pass by
             st1 = c.status()
             assert st1["commits"] == st0["commits"] and st1["saves"] == st0["saves"]
             assert st1["refused"] >= st0["refused"] + 200
@@ -279,3 +279,25 @@ def test_second_run_starts_exactly_where_the_first_ended(tmp_path, how):
         first = _run(["--speed", 20, "--state", state, "--start-ms", 43200000], stop=sig)
     assert any(v[0] + v[1] > 0 for v in first.values()), first   # it metered something
     assert _start_of_next_run(state) == first
+
+
+def test_key_change_end_to_end(tmp_path):
+    d = str(tmp_path)
+    n = SimNode(d, ["--virtual", "--duration", "2", "--config", write_config(d)])
+    new = b"the new node secret, 32 bytes.."
+    try:
+        n.wait("DONE", 60)
+        with _owner(n) as c:
+            c.auth(SECRET.encode())
+            assert c.change_key(new) == "key changed"
+            c.logout()
+            with pytest.raises(rbc.AuthError):
+                c.auth(SECRET.encode())
+            c.auth(new)
+            assert [r["detail"] for r in c.audit(64) if r["kind"] == "cmd"][-1] == "KEY (31 bytes) -> ok"
+            c.logout()
+    finally:
+        n.stop()
+    with open(os.path.join(d, "flash.img"), "rb") as f:
+        img = f.read()
+    assert new not in img and new.hex().encode() in img      # journalled in /config.json as hex:

@@ -264,6 +264,33 @@ class Client:
                 break
         self._buf = bytearray()
 
+    def _skip_pending(self):
+        """Before a command: complete lines already received are not replies
+        to it (another client's on a shared line, or late ones): LIVE lines go
+        to on_live, the rest is dropped. A partial line stays buffered."""
+        n = getattr(self.ser, "in_waiting", 0)
+        if n:
+            self._buf += self.ser.read(n)
+        buf = self._buf
+        while True:
+            i = -1
+            for j, b in enumerate(buf):
+                if b == 10 or b == 13:
+                    i = j
+                    break
+            if i < 0:
+                return
+            line = bytes(buf[:i])
+            del buf[:i + 1]
+            if not line:
+                continue
+            try:
+                obj = self._decode(line)
+            except _Corrupt:
+                continue
+            if obj.get("t") == "live" and self.on_live:
+                self.on_live(obj)
+
     def sync(self):
         """Known state: a fresh line (ends any partial command), JSON mode on
         (or off; json_mode None: a shared console, whose mode is not touched)."""
@@ -363,8 +390,8 @@ class Client:
                 self.drain()
             elif self.json_mode is None:
                 self.drain(quiet=0.02)     # shared console: drop late replies to earlier tries
-            elif getattr(self.ser, "in_waiting", 0):
-                self.drain(quiet=0.0, limit=0.2)   # someone else's replies on a shared line
+            else:
+                self._skip_pending()       # someone else's replies on a shared line
             self._write(data + b"\r\n")
             try:
                 r = self._read_reply(time.monotonic() + timeout)
@@ -484,6 +511,22 @@ class Client:
             r = nxt
         return r
 
+    def _own_reply(self, r, wait=0.3):
+        """On a shared line a reply may be someone else's: a signed command's
+        reply has no data records (an AUTH's NONCE does), and an error may be
+        another client's held-back AUTH failure. Then wait briefly for ours."""
+        if not r.records and r.ok:
+            return r
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            try:
+                nxt = self._read_reply(end)
+            except _Corrupt:
+                break
+            if not nxt.records:
+                return nxt
+        return r
+
     def signed(self, text):
         """Sends a mutating command signed with the session key, a fresh
         counter per try (a resend is never a replay). On ERR 401 the session
@@ -498,6 +541,7 @@ class Client:
             self._n += 1
             try:
                 r = self.command(sign(self._ks, self._n, text), check=False, retries=0)
+                r = self._own_reply(r)
             except ClientError as e:
                 last = e
                 continue
@@ -507,8 +551,8 @@ class Client:
             if r.code == 401 and self._secret is not None:
                 self._ks = None
                 self.auth(self._secret)
-            elif r.code not in (400, 401, 403, 409, 503):
-                break                         # a node error about this command
+            elif r.code != 503:
+                break                         # the node's answer about this command
         if isinstance(last, NodeError):
             if last.code == 401:
                 raise AuthError(last.code, last.msg)
