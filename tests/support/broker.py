@@ -58,13 +58,39 @@ def free_port():
     return port
 
 
+def make_certs(d, host="127.0.0.1"):
+    """A throw-away CA and a server certificate for `host` (IP SAN), with the
+    openssl command line. Returns (ca.pem, server.pem, server.key)."""
+    if not shutil.which("openssl"):
+        raise BrokerUnavailable("openssl not found (Debian package openssl)")
+    ca, cakey = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+    crt, key, csr = os.path.join(d, "server.pem"), os.path.join(d, "server.key"), os.path.join(d, "server.csr")
+    ext = os.path.join(d, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:%s\n" % host)
+    for cmd in (["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=rbmeter test CA",
+                 "-keyout", cakey, "-out", ca],
+                ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % host, "-keyout", key, "-out", csr],
+                ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey, "-CAcreateserial", "-days", "2",
+                 "-extfile", ext, "-out", crt]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            raise BrokerUnavailable("openssl failed: %s" % r.stderr[-300:])
+    os.chmod(key, 0o644)      # mosquitto may run as another user
+    return ca, crt, key
+
+
 class Broker:
-    def __init__(self, workdir, passwords=None):
-        """passwords: {user: password} -> authentication required (anonymous refused)."""
+    def __init__(self, workdir, passwords=None, tls=False):
+        """passwords: {user: password} -> authentication required (anonymous refused).
+        tls: a second listener (tls_port) with a certificate from a throw-away
+        CA (self.cafile); the plain listener stays for subscribers."""
         self.bin = ensure_mosquitto()
         self.dir = str(workdir)
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
+        self.tls_port = None
+        self.cafile = None
         self.proc = None
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         lines = ["listener %d 127.0.0.1" % self.port,
@@ -83,6 +109,11 @@ class Broker:
             lines += ["allow_anonymous false", "password_file %s" % pw]
         else:
             lines.append("allow_anonymous true")
+        if tls:
+            self.cafile, crt, key = make_certs(self.dir)
+            self.tls_port = free_port()
+            lines += ["listener %d 127.0.0.1" % self.tls_port, "cafile %s" % self.cafile,
+                      "certfile %s" % crt, "keyfile %s" % key]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -130,7 +161,7 @@ class Subscriber:
     arrival order. clean_session=False: a persistent session, so QoS 1
     messages published while it is away (broker restart) are delivered later."""
 
-    def __init__(self, port, topics=("#",), client_id=None):
+    def __init__(self, port, topics=("#",), client_id=None, user=None, password=None):
         import threading
         import paho.mqtt.client as mqtt
         self.msgs = []
@@ -138,6 +169,8 @@ class Subscriber:
         self.connected = threading.Event()
         cid = client_id or "rbmeter-test-sub-%d" % os.getpid()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=False)
+        if user:
+            self.c.username_pw_set(user, password)
         self.topics = topics
 
         def on_connect(c, u, flags, rc, props=None):

@@ -16,6 +16,7 @@ total never decreases for a unique id.
 import collections
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -78,7 +79,7 @@ class Settings:
         self.status_every = 60.0        # seconds between node STATUS publications
         self.info_every = 600.0         # re-read INFO (module UIDs) this often
         self.state_dir = default_state_dir()
-        self.queue_max = 100000         # messages per node kept while the broker is away
+        self.queue_max = 10000          # messages per node kept while the broker is away
         self.hold_min_kwh = 0.01        # smallest fall-back after a reboot held (else 3x loss bound)
         self.duration = None
         self.progress = None            # None: every 1 s on a tty, else every 30 s; 0: off
@@ -126,7 +127,12 @@ def read_password(path):
             pw = f.read()
     except OSError as e:
         raise BridgeError("cannot read --password-file %s: %s" % (path, e.strerror or e))
-    pw = pw.rstrip("\r\n")
+    try:
+        if os.stat(os.path.expanduser(path)).st_mode & 0o077:
+            sys.stderr.write("rbmeter bridge: warning: %s is readable by other users (chmod 600)\n" % path)
+    except OSError:
+        pass
+    pw = pw.splitlines()[0] if pw.strip() else ""
     if not pw:
         raise BridgeError("--password-file %s is empty" % path)
     return pw
@@ -210,7 +216,7 @@ def settings_from_args(a):
         raise BridgeError("--interval must be >= 0.05 s")
     s.status_every = float(a.status_interval if a.status_interval is not None else cfg.get("status_interval", 60.0))
     s.state_dir = a.state_dir or cfg.get("state_dir") or default_state_dir()
-    s.queue_max = int(a.queue_max if a.queue_max is not None else cfg.get("queue_max", 100000))
+    s.queue_max = int(a.queue_max if a.queue_max is not None else cfg.get("queue_max", 10000))
     s.hold_min_kwh = float(cfg.get("hold_min_kwh", 0.01))
     s.duration = a.duration
     s.progress = a.progress
@@ -762,10 +768,22 @@ class Bridge:
         self.stopping.set()
 
     def check_broker(self):
-        """A clear first message when the broker is not reachable (the bridge
-        keeps running, queueing on disk, and reconnects with backoff)."""
+        """A clear first message when the broker is not reachable or its TLS
+        certificate is not trusted (the bridge keeps running, queueing on disk,
+        and reconnects with backoff)."""
         try:
-            socket.create_connection((self.s.host, self.s.mqtt_port), timeout=3).close()
+            sock = socket.create_connection((self.s.host, self.s.mqtt_port), timeout=3)
+            if self.s.tls:
+                import ssl
+                ctx = ssl.create_default_context(cafile=self.s.cafile)
+                try:
+                    sock = ctx.wrap_socket(sock, server_hostname=self.s.host)
+                except ssl.SSLError as e:
+                    sock.close()
+                    self.log("TLS with MQTT broker %s:%d failed: %s (--cafile?); the bridge keeps retrying"
+                             % (self.s.host, self.s.mqtt_port, getattr(e, "verify_message", None) or e))
+                    return False
+            sock.close()
             return True
         except OSError as e:
             self.log("cannot reach MQTT broker %s:%d: %s; readings are queued on disk (%s) and the bridge "
@@ -839,6 +857,18 @@ def run(settings):
     except ImportError:
         raise BridgeError("paho-mqtt is not installed (pip install -r tools/requirements-dev.txt)")
     b = Bridge(settings)
+
+    def stop(signum, frame):
+        b.stopping.set()               # a clean stop (offline, queue kept), not an exception
+    old = [(sig, signal.signal(sig, stop)) for sig in (signal.SIGTERM, signal.SIGINT)]
+    try:
+        return _run(b, settings)
+    finally:
+        for sig, h in old:
+            signal.signal(sig, h)
+
+
+def _run(b, settings):
     b.check_broker()
     # unreachable ports: say so now (the workers keep retrying them)
     bad = []

@@ -185,7 +185,7 @@ def build_parser():
     s.add_argument("--interval", type=float, help="seconds between readings of each node (default 10)")
     s.add_argument("--status-interval", type=float, help="seconds between node STATUS publications (default 60)")
     s.add_argument("--state-dir", help="guard and queue files (default ~/.local/state/rbmeter/bridge)")
-    s.add_argument("--queue-max", type=int, help="messages kept per node while the broker is away (default 100000)")
+    s.add_argument("--queue-max", type=int, help="messages kept per node while the broker is away (default 10000)")
     s.add_argument("--duration", type=float, help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
     s.add_argument("--progress", type=float, help="status line every S s (default 1 on a terminal, else 30; 0 = off)")
     s.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
@@ -609,6 +609,8 @@ def cmd_bridge(a):
         return _bridge.run(s)
     except _bridge.BridgeError as e:
         raise UsageError(str(e))
+    except KeyboardInterrupt:          # stopped before it got going: nothing to clean up
+        return 0
     finally:
         signal.signal(signal.SIGTERM, old_term)
 
