@@ -5,14 +5,18 @@ Output goes through a bounded TX queue that poll() drains with a byte budget,
 so metering never waits on a reader (docs/protocol.md "Reply budget"):
 - rp2 `UART.write` with timeout=0 returns a partial count or None when its
   ring is full: the rest stays queued, nothing is dropped;
-- ESP32 `UART.write` blocks until every byte is in its driver buffer: on a
-  port with `txdone()` the queue only writes when the transmitter is idle and
-  then at most `tx_chunk` bytes (what the port's buffer takes without waiting).
+- ESP32 `UART.write` blocks until every byte is in its driver buffer (and
+  rp2's waits up to 1 ms when its ring is full): on a port with `txdone()`
+  (both) the queue only writes when the transmitter is idle, and then at most
+  `tx_chunk` bytes, what the port takes without waiting (ESP32 128: its FIFO;
+  rp2 256: its TX ring).
 The engine asks room() before it queues a reply: a reply is queued whole or
 replaced by `ERR 503 busy`, never truncated.
 
 A UART break (rp2 and ESP32 report it as `UART.IRQ_BREAK`) resets the engine
 at the next poll: session, challenges, partial line and modes end."""
+import sys
+
 try:
     from micropython import const
 except ImportError:
@@ -22,12 +26,14 @@ except ImportError:
 _CHUNK = const(128)
 TX_CAP = const(8192)       # queued bytes: the reply bound (largest reply fits whole)
 TX_BUDGET = const(512)     # bytes offered to the port per poll
-TX_CHUNK = const(128)      # per write on ports with txdone() (ESP32: HW FIFO 128)
+TX_CHUNK = const(128)      # per write into an idle transmitter (txdone()): ESP32 HW FIFO
+# what an idle transmitter takes without waiting: rp2 TX ring (txbuf default 256)
+_CHUNKS = {"rp2": 256}
 
 
 class Console:
     def __init__(self, port, ticks, idle_ms=20, baud=115200, tx_cap=TX_CAP, budget=TX_BUDGET,
-                 tx_chunk=TX_CHUNK):
+                 tx_chunk=None):
         self.port = port
         self.ticks = ticks
         self.idle_ms = idle_ms
@@ -37,7 +43,7 @@ class Console:
         self.mv = memoryview(self.buf)
         self.tx_cap = tx_cap
         self.budget = budget
-        self.tx_chunk = tx_chunk
+        self.tx_chunk = tx_chunk if tx_chunk else _CHUNKS.get(sys.platform, TX_CHUNK)
         self._txdone = getattr(port, "txdone", None)
         self._q = []              # queued bytes objects, oldest first
         self._off = 0             # bytes of _q[0] already written
@@ -78,7 +84,7 @@ class Console:
         checked room() first; a status line alone may overshoot the cap."""
         if not b:
             return
-        self._q.append(bytes(b))
+        self._q.append(b if isinstance(b, bytes) else bytes(b))
         self.txq += len(b)
         if self.txq > self.tx_peak:
             self.tx_peak = self.txq

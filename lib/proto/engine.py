@@ -49,7 +49,6 @@ _CMDS = (
     ("REBOOT", "", "restart the node (signed)", 1),
     ("KEY", "<hex>", "new secret XOR key/1 keystream (signed)", 1),
 )
-SIGNED_HELP = "mutating commands are sent as '<command line> @<n> <tag>' (docs/protocol.md)"
 
 
 class ProtoError(Exception):
