@@ -348,9 +348,19 @@ def test_malformed_replies_counted_bridge_keeps_running_preset_is_a_new_meter(br
         # and a reboot with a small fall-back on the intermittent node: held
         fleet.reboot(1, lose_mwh=30000)               # within 3x the stated loss bound (50 Wh)
         assert sub.wait_for(lambda m: any(s["held"] for s in states(m[n0:]).get(t1, [])))
+        # the module is replaced (new UID) and the node restarted: new meters, the old ones removed
+        n1 = len(sub.snapshot())
+        node2 = fleet.port(2).node
+        node2.modules[0] = ("0x50", 2, "ab" * 12)
+        fleet.reboot(2)
+        assert sub.wait_for(lambda m: sum(1 for t, p, _ in m[n1:] if "_" + "ab" * 12 + "_" in t and p) == 8)
+        gone = {t for t, p, _ in sub.snapshot()[n1:] if p == "" and "fa4e0002" in t}
+        assert len(gone) == 8 and all("ab" * 12 not in t for t in gone)
+        assert any("_0_g1_" in t for t in gone)       # the preset's meter is the one retired on ch0
         time.sleep(0.5)
         assert br.alive()
         assert br.stop() == 0, br.err
+        assert "module replaced" in br.err
         msgs = sub.snapshot()
         assert not any(t.startswith("rbmeter/fa4e0000/") for t, _, _ in msgs)   # no id, nothing published
         assert "no valid reply" in br.err and "malformed" in br.err
