@@ -13,7 +13,6 @@ to paho at QoS 1 with at most one unacknowledged message per topic, removed
 when acknowledged. Totals pass the Guard (bridge_store) first: a published
 total never decreases for a unique id.
 """
-import collections
 import json
 import os
 import signal
@@ -24,10 +23,11 @@ import time
 
 from rbmeter import __version__
 from rbmeter import client as _client
+from rbmeter.bridge_config import (BridgeError, NodeConf, Settings, load_config,  # noqa: F401 (API)
+                                   settings_from_args)
+from rbmeter.bridge_mqtt import WINDOW, Link, node_topic
 from rbmeter.bridge_store import NEW, Guard, Outbox, fmt_kwh, safe_name
 
-DEFAULT_PREFIX = "homeassistant"
-WINDOW = 16                 # unacknowledged messages per node connection
 OFFLINE_AFTER = 3           # failed polls in a row before the node is shown offline
 
 # (key, entity name, device_class, state_class, unit, JSON field, display precision)
@@ -39,195 +39,7 @@ SENSORS = (
 )
 
 
-class BridgeError(Exception):
-    """A configuration problem (exit code 2)."""
-
-
-# -- configuration ----------------------------------------------------------------------
-
-class NodeConf:
-    """One node to read: where (port path, or any label for another transport),
-    an optional display name and area (Home Assistant device), and open() ->
-    a node source."""
-
-    def __init__(self, where, name=None, area=None, open=None, baud=115200, timeout=2.0, retries=2):
-        self.where = where
-        self.name = name
-        self.area = area
-        self.baud = baud
-        self.timeout = timeout
-        self.retries = retries
-        self._open = open
-
-    def open(self):
-        if self._open is not None:
-            return self._open()
-        return _client.Client(self.where, baud=self.baud, timeout=self.timeout, retries=self.retries)
-
-
-class Settings:
-    def __init__(self, **kw):
-        self.nodes = []                 # [NodeConf]
-        self.host = "localhost"
-        self.port = None                # None: 1883, or 8883 with TLS
-        self.user = None
-        self.password = None
-        self.tls = False
-        self.cafile = None
-        self.prefix = DEFAULT_PREFIX
-        self.interval = 10.0
-        self.status_every = 60.0        # seconds between node STATUS publications
-        self.info_every = 600.0         # re-read INFO (module UIDs) this often
-        self.state_dir = default_state_dir()
-        self.queue_max = 10000          # messages per node kept while the broker is away
-        self.hold_min_kwh = 0.01        # smallest fall-back after a reboot held (else 3x loss bound)
-        self.duration = None
-        self.progress = None            # None: every 1 s on a tty, else every 30 s; 0: off
-        for k, v in kw.items():
-            if not hasattr(self, k):
-                raise TypeError("unknown bridge setting %r" % k)
-            setattr(self, k, v)
-
-    @property
-    def mqtt_port(self):
-        return self.port or (8883 if self.tls else 1883)
-
-
-def default_state_dir():
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "rbmeter", "bridge")
-
-
-def split_hostport(text):
-    """'host', 'host:1883', '[::1]:1883' -> (host, port or None)."""
-    t = text.strip()
-    if t.startswith("["):
-        host, _, rest = t[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif t.count(":") == 1:
-        host, _, port = t.partition(":")
-    else:
-        host, port = t, ""
-    if not host:
-        raise BridgeError("--mqtt: no host in %r" % text)
-    if port:
-        try:
-            p = int(port)
-        except ValueError:
-            raise BridgeError("--mqtt: bad port in %r" % text)
-        if not 0 < p < 65536:
-            raise BridgeError("--mqtt: port out of range in %r" % text)
-        return host, p
-    return host, None
-
-
-def read_password(path):
-    try:
-        with open(os.path.expanduser(path), "r", encoding="utf-8") as f:
-            pw = f.read()
-    except OSError as e:
-        raise BridgeError("cannot read --password-file %s: %s" % (path, e.strerror or e))
-    try:
-        if os.stat(os.path.expanduser(path)).st_mode & 0o077:
-            sys.stderr.write("rbmeter bridge: warning: %s is readable by other users (chmod 600)\n" % path)
-    except OSError:
-        pass
-    pw = pw.splitlines()[0] if pw.strip() else ""
-    if not pw:
-        raise BridgeError("--password-file %s is empty" % path)
-    return pw
-
-
-def load_config(path):
-    """TOML (or JSON for *.json) file -> dict; see docs/bridge.md."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise BridgeError("cannot read config %s: %s" % (path, e.strerror or e))
-    try:
-        if path.endswith(".json"):
-            cfg = json.loads(data.decode("utf-8"))
-        else:
-            try:
-                import tomllib
-            except ImportError:
-                raise BridgeError("config %s: TOML needs Python >= 3.11; use a .json file" % path)
-            cfg = tomllib.loads(data.decode("utf-8"))
-    except BridgeError:
-        raise
-    except Exception as e:
-        raise BridgeError("config %s: %s" % (path, e))
-    if not isinstance(cfg, dict):
-        raise BridgeError("config %s: expected a table/object at the top" % path)
-    known = {"mqtt", "user", "password_file", "tls", "cafile", "discovery_prefix", "interval", "state_dir",
-             "status_interval", "queue_max", "hold_min_kwh", "node"}
-    bad = sorted(set(cfg) - known)
-    if bad:
-        raise BridgeError("config %s: unknown key(s) %s" % (path, ", ".join(bad)))
-    nodes = cfg.get("node", [])
-    if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
-        raise BridgeError("config %s: `node` must be a list of tables ([[node]])" % path)
-    for n in nodes:
-        if not isinstance(n.get("port"), str) or not n.get("port"):
-            raise BridgeError("config %s: every [[node]] needs port = \"/dev/...\"" % path)
-        extra = sorted(set(n) - {"port", "name", "area"})
-        if extra:
-            raise BridgeError("config %s: unknown node key(s) %s" % (path, ", ".join(extra)))
-    return cfg
-
-
-def settings_from_args(a):
-    """argparse namespace of `rbmeter bridge` (+ optional --config) -> Settings."""
-    cfg = load_config(a.config) if a.config else {}
-    s = Settings()
-    nodes = [NodeConf(n["port"], n.get("name"), n.get("area")) for n in cfg.get("node", [])]
-    ports = a.port or ([] if nodes or not os.environ.get("RBMETER_PORT") else [os.environ["RBMETER_PORT"]])
-    nodes += [NodeConf(p) for p in ports]
-    seen = set()
-    for n in nodes:
-        if n.where in seen:
-            raise BridgeError("port %s given twice" % n.where)
-        seen.add(n.where)
-    if not nodes:
-        raise BridgeError("no node: give --port DEV (repeatable) or --config FILE with [[node]] port = ...")
-    for n in nodes:
-        n.baud, n.timeout, n.retries = a.baud, a.timeout, a.retries
-    s.nodes = nodes
-    mqtt = a.mqtt or cfg.get("mqtt")
-    if not mqtt:
-        raise BridgeError("no broker: give --mqtt HOST[:PORT] (or mqtt = \"host:port\" in the config)")
-    s.host, s.port = split_hostport(mqtt)
-    s.user = a.user or cfg.get("user")
-    pwf = a.password_file or cfg.get("password_file")
-    if pwf:
-        if not s.user:
-            raise BridgeError("--password-file needs --user")
-        s.password = read_password(pwf)
-    s.tls = bool(a.tls or cfg.get("tls"))
-    s.cafile = a.cafile or cfg.get("cafile")
-    if s.cafile and not s.tls:
-        raise BridgeError("--cafile needs --tls")
-    if s.cafile and not os.path.exists(s.cafile):
-        raise BridgeError("--cafile %s not found" % s.cafile)
-    s.prefix = (a.discovery_prefix or cfg.get("discovery_prefix") or DEFAULT_PREFIX).strip("/")
-    s.interval = float(a.interval if a.interval is not None else cfg.get("interval", 10.0))
-    if s.interval < 0.05:
-        raise BridgeError("--interval must be >= 0.05 s")
-    s.status_every = float(a.status_interval if a.status_interval is not None else cfg.get("status_interval", 60.0))
-    s.state_dir = a.state_dir or cfg.get("state_dir") or default_state_dir()
-    s.queue_max = int(a.queue_max if a.queue_max is not None else cfg.get("queue_max", 10000))
-    s.hold_min_kwh = float(cfg.get("hold_min_kwh", 0.01))
-    s.duration = a.duration
-    s.progress = a.progress
-    return s
-
-
 # -- topics and payloads ----------------------------------------------------------------
-
-def node_topic(node_id, leaf):
-    return "rbmeter/%s/%s" % (node_id, leaf)
-
 
 def state_topic(node_id, module, ch):
     return "rbmeter/%s/%s/%s/state" % (node_id, module, ch)
@@ -305,91 +117,6 @@ def state_payload(ch, imp, exp, held):
     stamp = "%s.%03dZ" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)), int(now * 1000) % 1000)
     return {"import_kwh": si, "export_kwh": se, "net_kwh": sn, "power_w": power, "gap_s": gap_s,
             "held": bool(held), "time": stamp}
-
-
-# -- MQTT connection per node -----------------------------------------------------------
-
-class Link:
-    """paho client of one node. Callbacks only record events (paho calls
-    on_publish with its own lock held); the node worker does the rest."""
-
-    def __init__(self, s, node_id, log):
-        import paho.mqtt.client as mqtt
-        self.mqtt = mqtt
-        self.s = s
-        self.node_id = node_id
-        self.log = log
-        self.avail_topic = node_topic(node_id, "availability")
-        self.acks = collections.deque()
-        self.wake = threading.Event()
-        self.connected = False
-        self.connects = 0
-        self.fatal = None
-        self.last_error = None
-        self.ha_birth = False
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rbmeter-bridge-" + safe_name(node_id),
-                        clean_session=True, protocol=mqtt.MQTTv311)
-        c.will_set(self.avail_topic, "offline", qos=1, retain=True)
-        if s.user:
-            c.username_pw_set(s.user, s.password)
-        if s.tls:
-            c.tls_set(ca_certs=s.cafile)
-        c.max_inflight_messages_set(WINDOW + 4)
-        c.reconnect_delay_set(1, 60)
-        c.on_connect = self._on_connect
-        c.on_disconnect = self._on_disconnect
-        c.on_publish = self._on_publish
-        c.on_connect_fail = self._on_connect_fail
-        c.on_message = self._on_message
-        self.c = c
-        c.connect_async(s.host, s.mqtt_port, keepalive=30)
-        c.loop_start()
-
-    def _on_connect(self, c, userdata, flags, rc, props=None):
-        if rc.is_failure:
-            self.last_error = "broker refused the connection: %s" % rc
-            if rc.value in (4, 5, 0x86, 0x87, 134, 135):   # bad user/password, not authorized
-                self.fatal = self.last_error
-            self.wake.set()
-            return
-        self.connected = True
-        self.connects += 1
-        self.last_error = None
-        c.subscribe(self.s.prefix + "/status", qos=1)
-        self.wake.set()
-
-    def _on_disconnect(self, c, userdata, flags, rc, props=None):
-        if self.connected:
-            self.last_error = "connection to the broker lost (%s)" % rc
-        self.connected = False
-        self.wake.set()
-
-    def _on_connect_fail(self, c, userdata):
-        self.last_error = "cannot reach MQTT broker %s:%d" % (self.s.host, self.s.mqtt_port)
-        self.wake.set()
-
-    def _on_publish(self, c, userdata, mid, rc=None, props=None):
-        self.acks.append(mid)
-        self.wake.set()
-
-    def _on_message(self, c, userdata, msg):
-        # Home Assistant restarted: send the discovery configs again
-        if msg.payload == b"online":
-            self.ha_birth = True
-            self.wake.set()
-
-    def publish(self, topic, payload, retain=True):
-        return self.c.publish(topic, payload, qos=1, retain=retain)
-
-    def close(self, offline=True, wait=2.0):
-        if offline and self.connected:
-            try:
-                info = self.c.publish(self.avail_topic, "offline", qos=1, retain=True)
-                info.wait_for_publish(wait)
-            except (RuntimeError, ValueError):
-                pass
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 # -- one node ---------------------------------------------------------------------------
