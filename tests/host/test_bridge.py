@@ -246,6 +246,14 @@ def test_broker_restart_nothing_lost_nothing_out_of_order(broker, tmp_path):
         assert sub.wait_for(lambda m: any(_stamp(s) > t_up + 2 for s in states(m).get(topic, [])), timeout=40)
         assert br.alive()
         assert br.stop() == 0, br.err
+        # every message the broker acknowledged reached the subscriber (the
+        # bridge's own count at exit), nothing waits or was dropped
+        last = br.err.strip().splitlines()[-1]
+        published = int(last.split("published ")[1].split(",")[0])
+        assert "queued 0," in last and published > 0, last
+        def mine(m):
+            return [x for x in m if x[0].startswith(("rbmeter/5e1ab014/", "rbmeter/5e1ab015/", "homeassistant/"))]
+        assert len(sub.wait_for(lambda m: len(mine(m)) >= published and mine(m))) >= published
         st = states(sub.snapshot())
         assert len(st) == 4
         for t, seq in st.items():
@@ -257,7 +265,7 @@ def test_broker_restart_nothing_lost_nothing_out_of_order(broker, tmp_path):
             during = [x for x in stamps if t_down + 0.5 < x < t_up - 0.5]
             assert len(during) >= 5, (t, len(during))
             holes = [b - a for a, b in zip(stamps, stamps[1:]) if a > t_down - 5]
-            assert max(holes) < 2.0, (t, max(holes))
+            assert max(holes) < 2.5, (t, max(holes))  # the outage was 3 s
         assert "lost" in br.err or "reach" in br.err or "0/2 connected" in br.err
     finally:
         sub.close()
