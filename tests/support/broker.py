@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
@@ -39,6 +40,12 @@ def ensure_mosquitto():
         raise BrokerUnavailable("mosquitto is not installed and there is no apt-get")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     log = []
+    import fcntl
+    lock = open(os.path.join(tempfile.gettempdir(), "rbmeter-apt-mosquitto.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)     # parallel test workers: one apt-get at a time
+    path = _find()
+    if path:
+        return path
     for cmd in (["apt-get", "install", "-y", "--no-install-recommends", "mosquitto"],
                 ["apt-get", "update"],
                 ["apt-get", "install", "-y", "--no-install-recommends", "mosquitto"]):
