@@ -240,7 +240,7 @@ def test_broker_restart_nothing_lost_nothing_out_of_order(broker, tmp_path):
         assert sub.wait_for(lambda m: len(states(m).get(topic, [])) >= 5)
         broker.stop()                               # mosquitto saves its state and exits
         t_down = time.time()
-        time.sleep(3.0)                             # the bridge keeps reading, queueing on disk
+        time.sleep(4.0)                             # the bridge keeps reading, queueing on disk
         t_up = time.time()
         broker.start()
         assert sub.wait_for(lambda m: any(_stamp(s) > t_up + 2 for s in states(m).get(topic, [])), timeout=40)
@@ -265,7 +265,7 @@ def test_broker_restart_nothing_lost_nothing_out_of_order(broker, tmp_path):
             during = [x for x in stamps if t_down + 0.5 < x < t_up - 0.5]
             assert len(during) >= 5, (t, len(during))
             holes = [b - a for a, b in zip(stamps, stamps[1:]) if a > t_down - 5]
-            assert max(holes) < 2.5, (t, max(holes))  # the outage was 3 s
+            assert max(holes) < 3.5, (t, max(holes))  # the outage was 4 s
         assert "lost" in br.err or "reach" in br.err or "0/2 connected" in br.err
     finally:
         sub.close()
