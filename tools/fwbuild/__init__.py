@@ -98,8 +98,11 @@ class _Target:
     outputs = ()
     tools = ("host",)
 
+    compiler = "gcc"
+
     def key(self, src, repo):
-        parts = {"recipe": RECIPE, "target": self.name, "src": src.ident, "flags": self.flags()}
+        parts = {"recipe": RECIPE, "target": self.name, "src": src.ident, "flags": self.flags(),
+                 "cc": _cc_version(self.compiler)}
         if self.frozen:
             parts["inputs"] = _inputs_digest(repo)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -117,6 +120,20 @@ class _Target:
         raise NotImplementedError
 
 
+_cc = {}
+
+
+def _cc_version(cc):
+    """The compiler's version (part of the output key: a toolchain upgrade rebuilds)."""
+    if cc not in _cc:
+        try:
+            r = subprocess.run([cc, "-dumpfullversion", "-dumpversion"], capture_output=True, text=True)
+            _cc[cc] = r.stdout.strip() or "?"
+        except OSError:
+            _cc[cc] = "missing"
+    return _cc[cc]
+
+
 def _run(cmd, logf, cwd=None):
     logf.write("$ %s\n" % " ".join(cmd))
     logf.flush()
@@ -127,6 +144,7 @@ def _run(cmd, logf, cwd=None):
 
 class _Rp2(_Target):
     tools = ("host", "arm")
+    compiler = "arm-none-eabi-gcc"
     outputs = ("firmware.elf", "firmware.bin", "firmware.uf2")
 
     def __init__(self, stock=False):
@@ -252,15 +270,17 @@ def build(target, repo=None, force=False):
     dest = os.path.join(repo, "build", "firmware", target.name)
     src = _source.resolve(repo, cache, _log)
     key = target.key(src, repo)
+    cached = os.path.join(cache, "out", "%s-%s" % (target.name, key))
     try:
         old = json.load(open(os.path.join(dest, "info.json")))
     except (OSError, ValueError):
         old = None
-    if (not force and old and old.get("key") == key
+    # no-op: the repo holds this key's outputs and the cache still knows them (a new or cleared
+    # cache gets built, so its build dir is warm for the next lib/ change)
+    if (not force and old and old.get("key") == key and os.path.exists(os.path.join(cached, "info.json"))
             and all(os.path.exists(os.path.join(dest, f)) for f in target.outputs)):
         return _result(target, dest, old, False)
 
-    cached = os.path.join(cache, "out", "%s-%s" % (target.name, key))
     built = False
     if force or not os.path.exists(os.path.join(cached, "info.json")):
         toolchain.ensure(*target.tools, log=_log)
