@@ -112,6 +112,8 @@ class Console:
             head = q[0]
             start = self._off
             end = start + budget - done
+            if end < len(head) and done:
+                break                   # whole lines where they fit: the rest next time
             if end > len(head):
                 end = len(head)
             try:

@@ -643,7 +643,7 @@ class PicoBoard:
 
 
 def _reply_done(data):
-    for ln in data.split(b"\n"):
+    for ln in data.split(b"\n")[:-1]:      # complete lines only: the wire may stop mid-"OK\r\n"
         s = ln.strip()
         if s.startswith(b"OK") or s.startswith(b"ERR") or s.startswith(b'{"ok"'):
             return True

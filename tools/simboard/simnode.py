@@ -232,6 +232,7 @@ class Run:
         if self.cut_ms is not None and self.sim_ms() >= self.cut_ms:
             self.cut()
         self.frozen_at = (self.sim_ms(), time.ticks_ms())
+        self.flash.cut_at = -1          # the run is over: a cut armed for later is off
         try:
             self.node.shutdown()
             self.flash.flush()
