@@ -477,10 +477,13 @@ def test_tls_with_cafile_and_untrusted_certificate_message(mosquitto, tmp_path):
         br.stop()
         assert "TLS with MQTT broker %s failed" % url in br.err and "certificate" in br.err, br.err
         assert not states(sub.snapshot())
-        br = BridgeProc(["--port", fleet.paths[0], "--mqtt", url, "--tls", "--cafile", b.cafile], tmp_path / "b")
+        br = BridgeProc(["--port", fleet.paths[0], "--mqtt", url, "--tls", "--cafile", b.cafile,
+                         "--discovery-prefix", "ha2"], tmp_path / "b")
         assert sub.wait_for(lambda m: len(states(m).get("rbmeter/71500000/0x50/0/state", [])) >= 2)
         assert br.stop() == 0, br.err
         assert "TLS" not in br.err
+        cfg = [t for t, p, _ in sub.snapshot() if t.endswith("/config")]
+        assert len(cfg) == 8 and all(t.startswith("ha2/sensor/rbmeter_71500000_") for t in cfg)
     finally:
         sub.close()
         fleet.close()
