@@ -34,7 +34,7 @@ __all__ = ["rp2_firmware", "rp2_stock", "unix_ble", "unix_ble32", "mpy_cross", "
            "repo_root", "cache_dir", "FLASH_BUDGET"]
 
 # Bump when the build recipe changes, so cached outputs are not reused.
-RECIPE = 4
+RECIPE = 5
 BOARD = "RPI_PICO"
 # RPI_PICO: 2 MB flash, the last 1408 KB are the filesystem (ports/rp2 mpconfigport.h), so the
 # firmware image must fit in the first 640 KB.
@@ -94,6 +94,7 @@ def _inputs_digest(repo):
 class _Target:
     """One firmware flavour: where it builds, what it produces."""
     name = None
+    bdir_name = None     # build dir under build/<source>/ (default: name)
     frozen = True
     outputs = ()
     tools = ("host",)
@@ -150,23 +151,24 @@ class _Rp2(_Target):
     def __init__(self, stock=False):
         self.frozen = not stock
         self.name = BOARD + ("-stock" if stock else "")
+        # Stock and frozen differ only in frozen_content.c (same flags, and the port freezes its
+        # own set either way), so they share one build dir: switching re-freezes and relinks.
+        self.bdir_name = BOARD
 
     def flags(self):
         return ["MICROPY_BOARD=" + BOARD, "PICO_NO_PICOTOOL=1"]
 
     def wrapper_manifest(self, repo):
         if not self.frozen:
-            return None
+            return 'include("$(PORT_DIR)/boards/manifest.py")\n'   # what a stock build freezes
         return 'include(%r)\n' % os.path.join(repo, "firmware", "manifest.py")
 
     def build(self, src, bdir, manifest, logf):
         port = os.path.join(src.path, "ports", "rp2")
         if not os.path.exists(os.path.join(bdir, "Makefile")):
-            cmd = ["cmake", "-S", port, "-B", bdir, "-DPICO_BUILD_DOCS=0", "-DMICROPY_BOARD=" + BOARD,
-                   "-DMICROPY_BOARD_DIR=" + os.path.join(port, "boards", BOARD), "-DPICO_NO_PICOTOOL=1"]
-            if manifest:
-                cmd.append("-DMICROPY_FROZEN_MANIFEST=" + manifest)
-            _run(cmd, logf)
+            _run(["cmake", "-S", port, "-B", bdir, "-DPICO_BUILD_DOCS=0", "-DMICROPY_BOARD=" + BOARD,
+                  "-DMICROPY_BOARD_DIR=" + os.path.join(port, "boards", BOARD), "-DPICO_NO_PICOTOOL=1",
+                  "-DMICROPY_FROZEN_MANIFEST=" + manifest], logf)
         _run(["make", "-C", bdir, "-j", _jobs()], logf)
 
     def collect(self, bdir, dest):
@@ -285,8 +287,9 @@ def build(target, repo=None, force=False):
     if force or not os.path.exists(os.path.join(cached, "info.json")):
         toolchain.ensure(*target.tools, log=_log)
         _ensure_mpy_cross(src, cache)
-        bdir = os.path.join(cache, "build", src.short, target.name)
-        with locked(cache, "build-%s-%s" % (src.short, target.name)):
+        bname = target.bdir_name or target.name
+        bdir = os.path.join(cache, "build", src.short, bname)
+        with locked(cache, "build-%s-%s" % (src.short, bname)):
             # another process may have built the same key while we waited
             if force or not os.path.exists(os.path.join(cached, "info.json")):
                 _build_locked(target, repo, src, bdir, key, cached)
