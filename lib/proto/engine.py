@@ -276,7 +276,7 @@ class Engine:
         return n <= self._room()
 
     def room(self):
-        return 1 << 30 if self._room is None else self._room()
+        return 0x3FFFFFFF if self._room is None else self._room()   # a small int on 32-bit ports
 
     def reset(self, now):
         """Transport (re)connected, UART break or BLE disconnect: partial line,

@@ -302,12 +302,16 @@ class Client:
         self.drain()
         mode = b"JSON ON\r\n" if self.json_mode else b"JSON OFF\r\n"
         last = None
-        for _ in range(self.retries + 1):
+        for attempt in range(self.retries + 1):
             self._write(mode)
             try:
                 r = self._read_reply(time.monotonic() + self.timeout)
                 if r.ok:
                     self._synced = True
+                    if attempt:
+                        # a node that was busy (booting) may still answer the earlier tries:
+                        # those late OKs must not pass for the next command's reply
+                        self.drain(quiet=0.3, limit=2.0)
                     return
                 last = ClientError("JSON mode refused: %s" % r.msg)
             except _Corrupt as e:
