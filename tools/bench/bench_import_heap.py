@@ -8,9 +8,10 @@
    the heap in use after them and a gc.collect(): the start-up set (`node.app`, what main.py
    imports, plus `ble`) and every lib/ module. The .mpy files are the ones BUILD.md deploys
    (build/deploy/rp2/lib, compiled by the firmware source's mpy-cross).
-2. The real rp2 heap: the node running on the emulated Pico (tools/picoboard) 8 s after boot, one
-   UI2 module, STATUS heap_used (taken after the node's gc.collect()): the frozen firmware with
-   boot.py/main.py/config, and the stock firmware with the LittleFS image of `make fsimage`."""
+2. The real rp2 heap: the node running on the emulated Pico (tools/picoboard) 8 s after boot, with
+   one UI2 module and with eight UI3 modules, STATUS heap_used (taken after the node's
+   gc.collect()): the frozen firmware with boot.py/main.py/config, and the stock firmware with the
+   LittleFS image of `make fsimage`."""
 import os
 import subprocess
 import sys
@@ -83,23 +84,30 @@ def unix_figures():
 
 
 def pico_figures(secs=8.0):
-    from picoboard import PicoBoard
+    import json
+    from picoboard import PicoBoard, board_config, default_files
     img = os.path.join(ROOT, "build", "firmware", "fs", "rp2-lfs.bin")
     fsimage.build_image(out=img)
-    files = fsimage.walk(fsimage.new_fs(open(img, "rb").read()))
-    print("== the node on the emulated Pico, %.0f s after boot, one UI2 module (STATUS after gc.collect) ==" % secs)
-    for label, kw in (("frozen firmware", {}),
-                      ("stock firmware + .mpy on LittleFS", {"files": files,
-                                                             "firmware_bin": fwbuild.rp2_stock()["bin"]})):
-        b = PicoBoard(pty=False, **kw)
-        try:
-            b.start()
-            b.run_for(secs)
-            st = dict(kv.split(b"=", 1) for line in b.console_cmd("STATUS").split(b"\r\n")
-                      for kv in line.split()[1:] if b"=" in kv)
-        finally:
-            b.close()
-        print("   %-34s heap_used %7d B  heap_free %7d B" % (label, int(st[b"heap_used"]), int(st[b"heap_free"])))
+    fs_files = fsimage.walk(fsimage.new_fs(open(img, "rb").read()))
+    stock = fwbuild.rp2_stock()["bin"]
+    print("== the node on the emulated Pico, %.0f s after boot (STATUS, after the node's gc.collect) ==" % secs)
+    for nmod, mods in ((1, "0x50:UI2"), (8, ",".join("0x%02x:UI3" % a for a in range(0x50, 0x58)))):
+        cfg = board_config()
+        cfg["modules"] = [{"addr": a} for a in range(0x50, 0x50 + nmod)]
+        files = dict(fs_files)
+        files["/config.json"] = json.dumps(cfg).encode()
+        for label, kw in (("frozen firmware", {"files": default_files(cfg)}),
+                          ("stock firmware + .mpy on LittleFS", {"files": files, "firmware_bin": stock})):
+            b = PicoBoard(pty=False, modules=mods, **kw)
+            try:
+                b.start()
+                b.run_for(secs)
+                st = dict(kv.split(b"=", 1) for line in b.console_cmd("STATUS").split(b"\r\n")
+                          for kv in line.split()[1:] if b"=" in kv)
+            finally:
+                b.close()
+            print("   %d module(s), %-34s heap_used %7d B  heap_free %7d B"
+                  % (nmod, label, int(st[b"heap_used"]), int(st[b"heap_free"])))
 
 
 def main():
