@@ -18,9 +18,11 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import types
 
-from . import BuildError, mpy_cross, repo_root
+from . import BuildError, cache_dir, mpy_cross, repo_root
+from .lock import locked
 
 RP2_FS = {"offset": 0xA0000, "block_size": 4096, "block_count": 352, "prog_size": 256,
           "read_size": 32, "lookahead_size": 32, "block_cycles": 100, "cache_size": 1024}
@@ -28,13 +30,23 @@ ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 MARK = "<!-- fsimage -->"
 
 
+def _lock(repo):
+    """Staging and imaging write build/deploy/ and read it back: one at a time per clone."""
+    return locked(cache_dir(), "deploy-" + hashlib.sha256(repo.encode()).hexdigest()[:12])
+
+
 def stage(port="rp2", repo=None):
     """Compile lib/ to .mpy for `port` into build/deploy/<port>/; returns that folder."""
     repo = os.path.abspath(repo or repo_root())
+    with _lock(repo):
+        return _stage(port, repo)
+
+
+def _stage(port, repo):
     out = os.path.join(repo, "build", "deploy", port)
     cross = mpy_cross(repo)
-    tmp = out + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".%s-" % port, dir=os.path.dirname(out))
     lib = os.path.join(repo, "lib")
     for d, dirs, files in os.walk(lib):
         dirs[:] = sorted(x for x in dirs if x != "__pycache__")
@@ -51,7 +63,11 @@ def stage(port="rp2", repo=None):
     for f in ("boot.py", "main.py"):
         shutil.copy2(os.path.join(repo, f), os.path.join(tmp, f))
     shutil.rmtree(out, ignore_errors=True)
-    os.rename(tmp, out)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        # another process staged the same tree at the same moment: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -150,6 +166,7 @@ class _State:
 def run_mpremote(fs, line, cwd):
     """Run one `mpremote ...` command line against `fs` with mpremote's own argument
     expansion and filesystem code. connect/reset/soft-reset are no-ops here."""
+    _need("mpremote")
     from mpremote import commands, main as mpmain
     mpmain.prepare_command_expansions(types.SimpleNamespace(commands={}))
     args = shlex.split(line)[1:]
@@ -201,8 +218,16 @@ def walk(fs, top="/"):
     return out
 
 
+def _need(mod):
+    try:
+        return __import__(mod)
+    except ImportError:
+        raise BuildError("Python package %r missing: run `make setup` and use .venv/bin/python "
+                         "(pinned in tools/requirements-dev.txt)" % mod) from None
+
+
 def new_fs(image=None):
-    import littlefs
+    littlefs = _need("littlefs")
     fs = littlefs.LittleFS(block_size=RP2_FS["block_size"], block_count=RP2_FS["block_count"],
                            prog_size=RP2_FS["prog_size"], read_size=RP2_FS["read_size"],
                            lookahead_size=RP2_FS["lookahead_size"], block_cycles=RP2_FS["block_cycles"],
@@ -217,12 +242,13 @@ def build_image(out=None, config=None, repo=None):
     """Stage the files, run BUILD.md's deploy commands into a fresh rp2 LittleFS and write
     the image (1408 KB, for flash offset 0xA0000). Returns a summary dict."""
     repo = os.path.abspath(repo or repo_root())
-    stage("rp2", repo)
     out = out or os.path.join(repo, "build", "firmware", "fs", "rp2-lfs.bin")
     fs = new_fs()
     ran = []
-    for line in deploy_commands(repo):
-        ran += run_mpremote(fs, line, repo)
+    with _lock(repo):
+        _stage("rp2", repo)
+        for line in deploy_commands(repo):
+            ran += run_mpremote(fs, line, repo)
     if config:
         with fs.open("/config.json", "wb") as f:
             f.write(open(config, "rb").read())
@@ -230,13 +256,15 @@ def build_image(out=None, config=None, repo=None):
     used = fs.used_block_count
     image = bytes(fs.context.buffer)
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "wb") as f:
+    tmp = "%s.%d.tmp" % (out, os.getpid())
+    with open(tmp, "wb") as f:
         f.write(image)
-    os.replace(out + ".tmp", out)
+    os.replace(tmp, out)
     summary = {"image": out, "offset": RP2_FS["offset"], "block_size": RP2_FS["block_size"],
                "block_count": RP2_FS["block_count"], "prog_size": RP2_FS["prog_size"],
                "blocks_used": used, "commands": ran,
                "files": {p: len(b) for p, b in sorted(files.items())}}
-    with open(out + ".json", "w") as f:
+    with open(tmp, "w") as f:
         json.dump(summary, f, indent=1)
+    os.replace(tmp, out + ".json")
     return summary
