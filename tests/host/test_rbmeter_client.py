@@ -405,6 +405,11 @@ def test_cli_preset_needs_secret_and_uses_it(peer, capsys, monkeypatch, tmp_path
     assert rc == 0 and peer.node.saves == 1
     rc, out, _ = run_cli(["audit", "5", "--json"] + port, capsys)
     assert rc == 0 and json.loads(out)[-1]["kind"] == "logout"
+    rc, out, err = run_cli(["key", "--new-secret", "too short"] + port, capsys)
+    assert rc == 2 and "refused" in err                   # < 16 bytes: never sent
+    rc, out, err = run_cli(["key", "--new-secret", "hex:" + "5a" * 20, "--json"] + port, capsys)
+    assert rc == 0 and peer.node.new_secret == b"\x5a" * 20
+    assert peer.rx[-1].startswith(b"LOGOUT @")
 
 
 def test_cli_obis(peer, capsys):
