@@ -466,6 +466,9 @@ def cmd_key(a):
         new, _src = _secret.load(a.new_secret, a.new_secret_file, environ={}, default_file=None)
     except _secret.SecretError as e:
         raise UsageError("new secret: %s" % e)
+    why = _secret.problem(new)
+    if why:
+        raise UsageError("new %s" % why)
     with _connect(a) as c:
         msg = _signed_session(a, c, lambda: c.change_key(new))
     _emit(a, {"ok": True, "msg": msg}, "OK %s: store the new secret where rbmeter reads it" % msg)
