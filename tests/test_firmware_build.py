@@ -242,6 +242,14 @@ def test_source_from_micropy_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("MICROPY_DIR", str(tmp_path))
     with pytest.raises(fwbuild.BuildError, match="not a MicroPython source tree"):
         source.resolve(ROOT, str(tmp_path), log=lambda m: None)
+    # a checkout without its submodules is refused with the command that fetches them
+    (tmp_path / "py").mkdir()
+    (tmp_path / "py" / "mpconfig.h").write_text("")
+    (tmp_path / "lib" / "pico-sdk").mkdir(parents=True)
+    bare = source.resolve(ROOT, str(tmp_path), log=lambda m: None)
+    with pytest.raises(fwbuild.BuildError, match="submodule update --init lib/pico-sdk lib/tinyusb"):
+        source.check_submodules(bare, ("lib/pico-sdk", "lib/tinyusb"))
+    source.check_submodules(s, fwbuild._Rp2.submodules + fwbuild._UnixBle.submodules)
 
 
 def test_missing_toolchain_is_a_clear_error(monkeypatch):

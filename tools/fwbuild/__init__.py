@@ -95,6 +95,7 @@ class _Target:
     """One firmware flavour: where it builds, what it produces."""
     name = None
     bdir_name = None     # build dir under build/<source>/ (default: name)
+    submodules = ()
     frozen = True
     outputs = ()
     tools = ("host",)
@@ -145,6 +146,7 @@ def _run(cmd, logf, cwd=None):
 
 class _Rp2(_Target):
     tools = ("host", "arm")
+    submodules = ("lib/pico-sdk", "lib/tinyusb", "lib/mbedtls", "lib/micropython-lib")
     compiler = "arm-none-eabi-gcc"
     outputs = ("firmware.elf", "firmware.bin", "firmware.uf2")
 
@@ -189,6 +191,7 @@ class _Rp2(_Target):
 
 class _UnixBle(_Target):
     outputs = ("micropython",)
+    submodules = ("lib/mynewt-nimble", "lib/mbedtls", "lib/micropython-lib")
 
     def __init__(self, bits=64):
         self.bits = bits
@@ -285,6 +288,7 @@ def build(target, repo=None, force=False):
 
     built = False
     if force or not os.path.exists(os.path.join(cached, "info.json")):
+        _source.check_submodules(src, target.submodules)
         toolchain.ensure(*target.tools, log=_log)
         _ensure_mpy_cross(src, cache)
         bname = target.bdir_name or target.name

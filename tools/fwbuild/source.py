@@ -46,6 +46,15 @@ class Source:
         return ".".join(m.group(1) if m else "?" for m in parts)
 
 
+def check_submodules(src, needed):
+    """Stop early, naming the git command, when a tree lacks a submodule a build needs."""
+    missing = [m for m in needed if not os.path.isdir(os.path.join(src.path, m))
+               or not os.listdir(os.path.join(src.path, m))]
+    if missing:
+        raise BuildError("%s lacks the submodules %s: run `git -C %s submodule update --init %s`"
+                         % (src.origin, " ".join(missing), src.path, " ".join(missing)))
+
+
 def _git(path, *args):
     r = subprocess.run(["git", "-C", path] + list(args), capture_output=True, text=True)
     return r.stdout.strip() if r.returncode == 0 else None
