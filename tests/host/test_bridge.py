@@ -488,3 +488,48 @@ def test_tls_with_cafile_and_untrusted_certificate_message(mosquitto, tmp_path):
         sub.close()
         fleet.close()
         b.close()
+
+
+def test_node_over_ble_same_topics_as_over_the_port(mosquitto, broker, tmp_path):
+    """`--ble NAME --ble-hci SPEC`: the node on the NimBLE unix build (its HCI on
+    a Bumble controller's pty, tools/rbmeter/ble_link.Radio), read over the BLE
+    console by the same client: the same node id, unique ids and states."""
+    try:
+        from rbmeter.ble_link import Radio
+        from broker import free_port
+    except ImportError as e:
+        pytest.skip("BLE stack not available: %s" % e)
+    radio = Radio()
+    port = free_port()
+    radio.serve("tcp-server:127.0.0.1:%d" % port)
+    sim = subprocess.Popen([RBMETER, "sim", "--ble-hci-uart", radio.node_tty, "--start-ms", str(NOON),
+                            "--window-ms", "1000", "--state", str(tmp_path / "board")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    sub = Subscriber(broker.port, client_id="sub-ble")
+    br = None
+    try:
+        line = sim.stdout.readline().decode()
+        assert line.startswith("console: "), line + sim.stderr.read().decode()[-2000:]
+        br = BridgeProc(["--ble", "rbmeter-5e1a0001", "--ble-hci", "tcp-client:127.0.0.1:%d" % port,
+                         "--mqtt", broker.url, "--timeout", "3"], tmp_path / "st", interval=1.0)
+        topic = "rbmeter/5e1a0001/0x50/1/state"
+        ok = sub.wait_for(lambda m: len(states(m).get(topic, [])) >= 3, timeout=60)
+        assert br.stop() == 0, br.err
+        assert ok, br.err
+        msgs = sub.snapshot()
+        cfg = {json.loads(p)["unique_id"] for t, p in configs(msgs).items()}
+        assert len(cfg) == 8 and all("_909ba6b1bcc7d2dde8f3fe09_" in u for u in cfg)
+        for seq in states(msgs).values():
+            assert_monotonic_in_order(seq)
+        status = [json.loads(p) for t, p, _ in msgs if t == "rbmeter/5e1a0001/status"]
+        assert status and status[-1]["port"] == "ble:rbmeter-5e1a0001"
+    finally:
+        if br is not None and br.alive():
+            br.stop()
+        sub.close()
+        sim.send_signal(signal.SIGTERM)
+        try:
+            sim.wait(20)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+        radio.close()

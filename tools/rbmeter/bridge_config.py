@@ -33,6 +33,20 @@ class NodeConf:
         return _client.Client(self.where, baud=self.baud, timeout=self.timeout, retries=self.retries)
 
 
+def ble_node(target, hci=None, name=None, area=None):
+    """A node over Bluetooth LE (`rbmeter --ble`, docs/ble.md): the same
+    client over the BLE console; bleak, or Bumble with `hci`."""
+    conf = NodeConf("ble:" + target, name, area)
+
+    def open_ble():
+        import types
+        from rbmeter import ble_cli
+        return ble_cli.connect(types.SimpleNamespace(ble=target, ble_hci=hci, timeout=conf.timeout,
+                                                     retries=conf.retries))
+    conf._open = open_ble
+    return conf
+
+
 class Settings:
     def __init__(self, **kw):
         self.nodes = []                 # [NodeConf]
@@ -129,7 +143,7 @@ def load_config(path):
     if not isinstance(cfg, dict):
         raise BridgeError("config %s: expected a table/object at the top" % path)
     known = {"mqtt", "user", "password_file", "tls", "cafile", "discovery_prefix", "interval", "state_dir",
-             "status_interval", "queue_max", "hold_min_kwh", "node"}
+             "status_interval", "queue_max", "hold_min_kwh", "ble_hci", "node"}
     bad = sorted(set(cfg) - known)
     if bad:
         raise BridgeError("config %s: unknown key(s) %s" % (path, ", ".join(bad)))
@@ -137,9 +151,11 @@ def load_config(path):
     if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
         raise BridgeError("config %s: `node` must be a list of tables ([[node]])" % path)
     for n in nodes:
-        if not isinstance(n.get("port"), str) or not n.get("port"):
-            raise BridgeError("config %s: every [[node]] needs port = \"/dev/...\"" % path)
-        extra = sorted(set(n) - {"port", "name", "area"})
+        where = [k for k in ("port", "ble") if isinstance(n.get(k), str) and n.get(k)]
+        if len(where) != 1:
+            raise BridgeError("config %s: every [[node]] needs port = \"/dev/...\" or ble = \"NAME_OR_ADDRESS\""
+                              % path)
+        extra = sorted(set(n) - {"port", "ble", "name", "area"})
         if extra:
             raise BridgeError("config %s: unknown node key(s) %s" % (path, ", ".join(extra)))
     return cfg
@@ -149,16 +165,20 @@ def settings_from_args(a):
     """argparse namespace of `rbmeter bridge` (+ optional --config) -> Settings."""
     cfg = load_config(a.config) if a.config else {}
     s = Settings()
-    nodes = [NodeConf(n["port"], n.get("name"), n.get("area")) for n in cfg.get("node", [])]
-    ports = a.port or ([] if nodes or not os.environ.get("RBMETER_PORT") else [os.environ["RBMETER_PORT"]])
+    hci = getattr(a, "ble_hci", None) or cfg.get("ble_hci")
+    nodes = [NodeConf(n["port"], n.get("name"), n.get("area")) if n.get("port") else
+             ble_node(n["ble"], hci, n.get("name"), n.get("area")) for n in cfg.get("node", [])]
+    ports = a.port or ([] if nodes or getattr(a, "ble", None) or not os.environ.get("RBMETER_PORT")
+                       else [os.environ["RBMETER_PORT"]])
     nodes += [NodeConf(p) for p in ports]
+    nodes += [ble_node(b, hci) for b in (getattr(a, "ble", None) or [])]
     seen = set()
     for n in nodes:
         if n.where in seen:
-            raise BridgeError("port %s given twice" % n.where)
+            raise BridgeError("node %s given twice" % n.where)
         seen.add(n.where)
     if not nodes:
-        raise BridgeError("no node: give --port DEV (repeatable) or --config FILE with [[node]] port = ...")
+        raise BridgeError("no node: give --port DEV or --ble NAME (repeatable) or --config FILE with [[node]] tables")
     for n in nodes:
         n.baud, n.timeout, n.retries = a.baud, a.timeout, a.retries
     s.nodes = nodes

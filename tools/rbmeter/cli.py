@@ -174,6 +174,10 @@ def build_parser():
             "--user rbmeter --password-file ~/.config/rbmeter/mqtt.pass --interval 10\n"
             "  rbmeter bridge --config /etc/rbmeter/bridge.toml")
     s.add_argument("--port", action="append", help="serial device of a node (repeat for several nodes)")
+    s.add_argument("--ble", action="append", metavar="NAME_OR_ADDRESS",
+                   help="a node over Bluetooth LE, its name (rbmeter-<node_id>) or address (repeatable)")
+    s.add_argument("--ble-hci", metavar="SPEC", default=os.environ.get("RBMETER_BLE_HCI"),
+                   help="BLE through a Bumble controller (e.g. usb:0) instead of the system adapter")
     s.add_argument("--config", help="TOML (or .json) file: mqtt, user, password_file, ... and [[node]] "
                                     "tables with port, name, area (see docs/bridge.md)")
     s.add_argument("--mqtt", metavar="HOST[:PORT]", help="MQTT broker (port default 1883, 8883 with --tls)")
