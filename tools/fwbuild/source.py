@@ -66,8 +66,8 @@ def _from_dir(path):
         raise BuildError("MICROPY_DIR=%s is not a MicroPython source tree (no py/mpconfig.h)" % path)
     head = _git(path, "rev-parse", "HEAD")
     if head:
-        dirty = _git(path, "status", "--porcelain", "--untracked-files=no") or ""
-        ident = "git:%s:%s" % (head, hashlib.sha256(dirty.encode()).hexdigest()[:8] if dirty else "clean")
+        dirty = _git(path, "diff", "HEAD") or ""      # local edits to tracked files are part of the identity
+        ident = "git:%s:%s" % (head, hashlib.sha256(dirty.encode()).hexdigest()[:12] if dirty else "clean")
     else:
         ident = "dir:" + path
     return Source(path, ident, "MICROPY_DIR=" + path)
