@@ -147,6 +147,7 @@ class Worker(threading.Thread):
         self.crc_seen = 0
         self.loss_mwh = 0
         self.rebooted = False
+        self._connects_seen = 0
         self._announced = None
         self._device = None
         # counters (status topic, progress line)
@@ -371,7 +372,7 @@ class Worker(threading.Thread):
                 self._announce(force=True)
         if not link.connected:
             return
-        if link.connects != getattr(self, "_connects_seen", 0):
+        if link.connects != self._connects_seen:
             # fresh session: the will may have said offline; say where we are now
             self._connects_seen = link.connects
             link.publish(link.avail_topic, "online" if self.online else "offline")
@@ -395,18 +396,18 @@ class Worker(threading.Thread):
                     self._poll()
                     backoff = self.s.interval
                 except (_client.ClientError, _client.NodeError) as e:
-                    self._failed("no valid reply: %s" % e, e)
+                    self._failed("no valid reply: %s" % e)
                     self.need_sync = True      # a new session (the node may have rebooted) ...
                     self.need_info = True      # ... and its modules again (one may be replaced)
                 except OSError as e:       # port gone (USB unplugged), cannot open
-                    self._failed(str(e), e)
+                    self._failed(str(e))
                     self._close_src()
                     backoff = min(max(backoff * 2, 1.0), 30.0)
                     nxt = time.monotonic() + backoff - self.s.interval
                 except Exception as e:     # a bug must not end this node's bridging silently
                     import traceback
                     self.b.log("%s: internal error, continuing: %s" % (self.conf.where, traceback.format_exc(limit=3)))
-                    self._failed("internal error: %r" % (e,), e)
+                    self._failed("internal error: %r" % (e,))
                     self.need_sync = self.need_info = True
                 if self.src is not None:
                     self._count_malformed()
@@ -425,7 +426,7 @@ class Worker(threading.Thread):
                 self.b.stopping.wait(max(0.0, min(nxt - time.monotonic(), 1.0)))
         self._shutdown()
 
-    def _failed(self, msg, exc):
+    def _failed(self, msg):
         self.errors += 1
         self.fails += 1
         if msg != self.error:
