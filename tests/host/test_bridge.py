@@ -59,11 +59,26 @@ def wait_running(sims, timeout=60):
             s.step(0.1)
 
 
+_RUNNING = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_bridges():
+    """A failed assertion must not leave a bridge process running."""
+    yield
+    while _RUNNING:
+        p = _RUNNING.pop()
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+
+
 class BridgeProc:
     def __init__(self, args, state_dir, interval=0.25):
         argv = [RBMETER, "bridge", "--interval", str(interval), "--state-dir", str(state_dir),
                 "--progress", "0.5", "--status-interval", "1"] + [str(a) for a in args]
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        _RUNNING.append(self.p)
         self.err = None
 
     def alive(self):
