@@ -210,7 +210,8 @@ class Worker(threading.Thread):
         base = self.guard.node
         if base:
             elapsed = time.time() - base.get("wall", 0)
-            if up < base.get("uptime_s", 0) or up + 2 < base.get("uptime_s", 0) + elapsed:
+            # slack: 2 s of rounding plus 0.1 % for a node crystal that runs slow
+            if up < base.get("uptime_s", 0) or up + 2 + elapsed / 1000 < base.get("uptime_s", 0) + elapsed:
                 self.rebooted = True
         self.guard.node = {"uptime_s": up, "wall": time.time()}
         self.guard.dirty = True
