@@ -51,6 +51,7 @@ POLL_MS = const(10)        # while a connection is up
 IDLE_MS = const(100)       # advertising only
 CHUNKS = const(8)          # notifications offered per connection per poll
 ADV_US = const(200_000)    # advertising interval
+STUCK_MS = const(20_000)   # a notification refused this long: the link is dead, drop it
 MODEL = "rbAmp metering node"
 MFR = "rbmeter"
 
@@ -69,6 +70,7 @@ class Conn:
         self.clen = 0            # pending (congested) chunk length
         self.engine = None
         self.dropped = 0
+        self.stuck = None        # ticks of the first refused try of the pending chunk
 
     def write(self, b):
         # the engine's writer: never raises, never blocks
@@ -259,7 +261,7 @@ class Ble:
         """Feed received bytes, run timed output, send notifications."""
         eng = c.engine
         if c.rx:
-            data = bytes(c.rx)
+            data = c.rx             # swap first: the IRQ may append meanwhile
             c.rx = bytearray()
             eng.feed(data, now)
         d = eng.poll(now)
@@ -275,11 +277,25 @@ class Ble:
                 # congested (no buffers) or the link is going: retried at the
                 # next poll; dropped when the disconnect arrives
                 self.notify_retry += 1
+                if c.stuck is None:
+                    c.stuck = now
+                elif self.ticks.ticks_diff(now, c.stuck) > STUCK_MS:
+                    self._stuck(c)
                 return 2
             c.clen = 0
+            c.stuck = None
         if c.q or c.clen:
             return 0
         return wait if wait > 0 else 0
+
+    def _stuck(self, c):
+        """No notification got through for STUCK_MS: an error; end the link
+        (a failing disconnect raises, and the scheduler restarts the radio)."""
+        self.errors += 1
+        self.conns.pop(c.handle, None)
+        self._end(c)
+        self._adv_conn = None
+        self.ble.gap_disconnect(c.handle)
 
     # ---- totals characteristic -------------------------------------------------
     def _totals(self, now):

@@ -53,18 +53,19 @@ class Rig:
 
     def central(self, i=0, mtu=247):
         c = BumbleCentral(self.devs[i])
-        self.radio.loop.run(c.connect(self.addr, mtu), 30)
+        # the connect's own timeouts (20 s each phase) end it cleanly first
+        self.radio.loop.run(c.connect(self.addr, mtu, timeout=20), 90)
         return c
 
     def client(self, i=0, mtu=247, json_mode=True):
         c = self.central(i, mtu)
         ser = BleSerial(c, self.radio.loop, port="ble")
-        return Client(ser, timeout=5, json_mode=json_mode), c, ser
+        return Client(ser, timeout=10, json_mode=json_mode), c, ser
 
     def uart(self, json_mode=True):
-        return Client(self.node.console, timeout=5, json_mode=json_mode)
+        return Client(self.node.console, timeout=10, json_mode=json_mode)
 
-    def run(self, coro, timeout=30):
+    def run(self, coro, timeout=60):
         return self.radio.loop.run(coro, timeout)
 
     def close(self):
@@ -149,7 +150,7 @@ def test_replies_are_chunked_to_the_mtu(rig, mtu):
         assert max(c.sizes) == mtu - 3          # full chunks, none larger
         assert sum(c.sizes) > 200
         # a reply line longer than one chunk arrives whole (CONFIG in JSON)
-        cl2 = Client(ser, timeout=5)
+        cl2 = Client(ser, timeout=10)
         assert cl2.config() == rig.uart().config()
     finally:
         ser.close()
@@ -238,7 +239,7 @@ def test_fuzzed_and_oversized_writes(rig):
         while b"OK\r\n" not in got[-200:] and time.monotonic() < end:
             time.sleep(0.05)
         ser = BleSerial(c, rig.radio.loop)
-        cl = Client(ser, timeout=5, json_mode=False)
+        cl = Client(ser, timeout=10, json_mode=False)
         st = cl.status()
         assert int(st["rx_errors"]) > 0
         assert cl.info()["node"]["id"] == NODE_ID

@@ -72,7 +72,7 @@ def test_bthome_plain_then_encrypted_and_address_stable_across_reboot():
     try:
         node.start()
         dev = radio.central()
-        u = Client(node.console, timeout=5)
+        u = Client(node.console, timeout=10)
         end = time.monotonic() + 30
         while len(u.channels()) < 2 and time.monotonic() < end:
             time.sleep(0.5)
@@ -123,7 +123,7 @@ def test_bthome_plain_then_encrypted_and_address_stable_across_reboot():
         assert e and e == sorted(e) and e[0] >= last["energy_1"]
         wrong = BTHomeBluetoothDeviceData(bindkey=bytes(16))
         assert not decode(wrong, addr.split("/")[0], adverts[-1][2]).get("energy_1")
-        u = Client(node.console, timeout=5)
+        u = Client(node.console, timeout=10)
         ch = u.channels()[0]
         assert 0 <= ch["import_mwh"] - round(e[-1] * 1e6) <= 1000 + 300 * 2000 // 3600
         u.close()

@@ -158,11 +158,11 @@ class BumbleCentral:
         self.connected = True
         self.conn.on("disconnection", self._gone)
         self.peer = Peer(self.conn)
-        if mtu and mtu > 23:
-            self.mtu = await self.peer.request_mtu(mtu)
-        await self.peer.discover_services()
-        for s in self.peer.services:
-            await s.discover_characteristics()
+        try:
+            await asyncio.wait_for(self._discover(mtu), timeout)
+        except BaseException:
+            await self.disconnect()
+            raise
         self.rx = self._char(NUS_RX)
         self.tx = self._char(NUS_TX)
         self.tot = self._char(TOT_CHR)
@@ -170,6 +170,13 @@ class BumbleCentral:
             raise BleError("%s has no Nordic UART service" % (target,))
         await self.peer.subscribe(self.tx, self._notified)
         return self
+
+    async def _discover(self, mtu):
+        if mtu and mtu > 23:
+            self.mtu = await self.peer.request_mtu(mtu)
+        await self.peer.discover_services()
+        for s in self.peer.services:
+            await s.discover_characteristics()
 
     def _char(self, uuid):
         for s in self.peer.services:
@@ -205,6 +212,10 @@ class BumbleCentral:
                 await self.conn.disconnect()
             except Exception:
                 pass
+            # Bumble's virtual link hands the disconnection to the peer's
+            # controller asynchronously; a reconnect within a few ms can lose
+            # it to that race (a real controller needs longer anyway)
+            await asyncio.sleep(0.2)
         self.connected = False
 
 

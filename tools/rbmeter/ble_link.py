@@ -135,13 +135,14 @@ class BleNode:
     config: extra /config.json content (dict); reboot-safe: start() again
     on the same state after a REBOOT or stop()."""
 
-    def __init__(self, radio, state, config=None, args=(), micropython=None, heap="4M"):
+    def __init__(self, radio, state, config=None, args=(), micropython=None, heap="4M", ble=True):
         self.radio = radio
         self.state = state
         self.config = config or {}
         self.args = list(args)
         self.mp = micropython or ble_micropython()
         self.heap = heap
+        self.ble = ble            # False: the same build and node with BLE off (heap baselines)
         self.proc = None
         self.bridge = None
         self.lines = []
@@ -161,7 +162,7 @@ class BleNode:
         env = node_env()
         env["MICROPYBTUART"] = self.radio.node_tty
         argv = [self.mp, "-X", "heapsize=" + self.heap, os.path.join(ROOT, "tools", "simboard", "simnode.py"),
-                "--tty", self.bridge.node_path, "--state", self.state, "--ble"] + self.args
+                "--tty", self.bridge.node_path, "--state", self.state] + (["--ble"] if self.ble else []) + self.args
         if not self.boots:
             argv += ["--config", cfgp]        # factory provisioning: first power-up only
         self.boots += 1
