@@ -13,6 +13,8 @@ from the firmware source, talking HCI over a pty to Bumble's controllers.
    (CONFIG in text mode, repeated).
 3. Connect-to-first-reply: link-layer connect, (MTU exchange), GATT
    discovery, subscribe, write INFO, first notification; median of N.
+4. Raw `bluetooth` API vs aioble (micropython-lib in the same source, as
+   .mpy from its mpy-cross): heap to register the same three services.
 Figures only; nothing is asserted."""
 import os
 import statistics
@@ -171,6 +173,66 @@ def link_figures(mp, quick):
         radio.close()
 
 
+AIOBLE_PROBE = r"""
+import gc, sys, bluetooth
+U = bluetooth.UUID
+NUS = (U("6E400001-B5A3-F393-E0A9-E50E24DCCA9E"), ((U("6E400003-B5A3-F393-E0A9-E50E24DCCA9E"), 0x10),
+                                                 (U("6E400002-B5A3-F393-E0A9-E50E24DCCA9E"), 0x0c)))
+TOT = (U("7B6D0001-5E1A-4C2B-9A4E-52424D455452"), ((U("7B6D0002-5E1A-4C2B-9A4E-52424D455452"), 0x12),))
+DIS = (U(0x180A), tuple((U(x), 2) for x in (0x2A24, 0x2A25, 0x2A26, 0x2A29)))
+S = (NUS, TOT, DIS)
+b = bluetooth.BLE(); b.active(True)
+gc.collect(); a0 = gc.mem_alloc()
+if sys.argv[1] == "raw":
+    b.gatts_register_services(S)
+    gc.collect(); a1 = a2 = gc.mem_alloc()
+else:
+    import aioble
+    gc.collect(); a1 = gc.mem_alloc()
+    svcs = []
+    for su, chars in S:
+        sv = aioble.Service(su)
+        for cu, f in chars:
+            aioble.Characteristic(sv, cu, read=bool(f & 2), write=bool(f & 8), write_no_response=bool(f & 4),
+                                  notify=bool(f & 0x10), capture=bool(f & 8))
+        svcs.append(sv)
+    aioble.register_services(*svcs)
+    gc.collect(); a2 = gc.mem_alloc()
+print("HEAP", a1 - a0, a2 - a1)
+"""
+
+
+def aioble_figures(mp):
+    from fwbuild import source
+    src = source.resolve(ROOT, fwbuild.cache_dir(), lambda *a: None)
+    lib = os.path.join(src.path, "lib", "micropython-lib", "micropython", "bluetooth", "aioble", "aioble")
+    mc = fwbuild.mpy_cross()
+    tmp = tempfile.mkdtemp(prefix="rbm-aioble-")
+    os.makedirs(os.path.join(tmp, "aioble"))
+    for f in ("__init__", "core", "device", "peripheral", "server"):
+        subprocess.run([mc, "-msmall-int-bits=31", "-o", os.path.join(tmp, "aioble", f + ".mpy"),
+                        os.path.join(lib, f + ".py")], check=True)
+    probe = os.path.join(tmp, "probe.py")
+    with open(probe, "w") as f:
+        f.write(AIOBLE_PROBE)
+    print("\n-- raw bluetooth API vs aioble: the same 3 services (NUS, totals, DIS), heap B")
+    print("%-10s %14s %14s" % ("", "code (.mpy)", "services"))
+    for mode in ("raw", "aioble"):
+        radio = Radio()
+        try:
+            env = dict(os.environ, MICROPYBTUART=radio.node_tty, MICROPYPATH=".frozen:" + tmp)
+            r = subprocess.run([mp, probe, mode], env=env, capture_output=True, text=True, timeout=60)
+            v = [ln.split()[1:] for ln in r.stdout.splitlines() if ln.startswith("HEAP")]
+            if v:
+                print("%-10s %14s %14s" % (mode, v[0][0] if mode == "aioble" else "-", v[0][1] if mode == "aioble"
+                                           else v[0][0]))
+            else:
+                print(mode, "failed:", r.stderr[-300:])
+        finally:
+            radio.close()
+    print("(aioble also keeps one asyncio task and event per awaited characteristic and connection)")
+
+
 def main(argv):
     quick = "--quick" in argv
     bits = 64 if "--bits" in argv and argv[argv.index("--bits") + 1] == "64" else 32
@@ -184,6 +246,7 @@ def main(argv):
                   "on ESP32/RP2040" % e)
             bits = 64
     heap_figures(mp, bits)
+    aioble_figures(mp)
     link_figures(mp64, quick)
     return 0
 
