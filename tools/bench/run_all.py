@@ -11,7 +11,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHES = ("bench_energy.py", "bench_store.py", "bench_node.py", "bench_bridge.py", "bench_import_heap.py",
-           "bench_pico.py", "bench_ble.py")
+           "bench_pico.py", "bench_ble.py", "bench_console.py")
 
 
 def main(argv):
