@@ -287,3 +287,18 @@ def test_stock_firmware_boots_the_fsimage_on_the_emulated_pico():
     assert ch0 and totals.endswith(b"OK\r\n"), totals
     kv = dict(x.split(b"=", 1) for x in ch0[0].split()[1:])
     assert float(kv[b"import_kwh"]) + float(kv[b"export_kwh"]) > 0, ch0
+
+
+def test_clone_elsewhere_shares_the_cached_source(tmp_path, monkeypatch):
+    """A clone with no ../shared next to it (a CI checkout in /tmp) reuses the bundle unpacked in
+    the cache instead of trying the network; with neither, the error says what to do."""
+    from fwbuild import source
+    here = source.resolve(ROOT, fwbuild.cache_dir(), log=lambda m: None)   # unpacked in the cache
+    clone = tmp_path / "ci" / "clone"
+    clone.mkdir(parents=True)
+    monkeypatch.setattr(source, "bundle_path", lambda repo: os.path.join(repo, "..", "shared", "none.tar.xz"))
+    s = source.resolve(str(clone), fwbuild.cache_dir(), log=lambda m: None)
+    assert s.ident == here.ident and s.path == here.path
+    monkeypatch.setattr(source, "GIT_URL", str(tmp_path / "no-such-repo"))   # no network in tests
+    with pytest.raises(fwbuild.BuildError, match="MICROPY_DIR is not set"):
+        source.resolve(str(clone), str(tmp_path / "empty-cache"), log=lambda m: None)

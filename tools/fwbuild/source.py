@@ -120,9 +120,13 @@ def _from_git(cache, log):
                 shutil.rmtree(dest, ignore_errors=True)
                 os.makedirs(dest)
                 log("cloning %s %s -> %s" % (GIT_URL, TAG, tree))
-                subprocess.run(["git", "clone", "--depth", "1", "-b", TAG, GIT_URL, tree], check=True)
-                subprocess.run(["git", "-C", tree, "submodule", "update", "--init", "--depth", "1"]
-                               + list(SUBMODULES), check=True)
+                try:
+                    subprocess.run(["git", "clone", "--depth", "1", "-b", TAG, GIT_URL, tree], check=True)
+                    subprocess.run(["git", "-C", tree, "submodule", "update", "--init", "--depth", "1"]
+                                   + list(SUBMODULES), check=True)
+                except BaseException:
+                    shutil.rmtree(dest, ignore_errors=True)
+                    raise
                 open(done, "w").write(TAG + "\n")
     head = _git(tree, "rev-parse", "HEAD") or TAG
     return Source(tree, "git:%s:clean" % head, "git clone %s %s" % (GIT_URL, TAG))
@@ -138,4 +142,27 @@ def resolve(repo, cache, log=print):
     for bundle in (bundle_path(repo), bundle_path(here)):
         if os.path.isfile(bundle):
             return _from_bundle(bundle, cache, log)
-    return _from_git(cache, log)
+    # A clone elsewhere on a machine that has unpacked the bundle before shares that source.
+    cached = _cached_bundle(cache)
+    if cached:
+        return cached
+    try:
+        return _from_git(cache, log)
+    except (subprocess.CalledProcessError, OSError) as e:
+        raise BuildError("no MicroPython source: MICROPY_DIR is not set, there is no bundle at %s or in "
+                         "the cache %s, and `git clone -b %s %s` failed (%s)"
+                         % (bundle_path(repo), cache, TAG, GIT_URL, e)) from None
+
+
+def _cached_bundle(cache):
+    """The newest bundle tree unpacked in the cache, if any."""
+    d = os.path.join(cache, "src")
+    found = []
+    for name in os.listdir(d) if os.path.isdir(d) else ():
+        done = os.path.join(d, name, ".unpacked")
+        if name.startswith("bundle-") and os.path.exists(done):
+            found.append((os.path.getmtime(done), name, open(done).read().strip()))
+    if not found:
+        return None
+    _, name, digest = max(found)
+    return Source(os.path.join(d, name, "micropython"), "bundle:" + digest, "bundle (cached) " + name)
