@@ -18,6 +18,8 @@ TIMING = {
     "retry_ms": 10000,     # each missing module is probed about this often
     "probe_min_ms": 250,   # ... but the probes of several are spread at least this far apart
     "store_ms": 1000,      # store policy / fast-state tick
+    "commit_files": 2,     # channel files per store tick of a policy commit ...
+    "commit_gap_ms": 20,   # ... and the pause between two such ticks (sampling runs between)
     "console_ms": 20,      # console input poll (bounds the reply latency)
     "console_quiet_ms": 1000,  # asyncio: an idle console waits this long for input (woken by it)
     "wdt_ms": 8000,        # hardware watchdog (RP2040 max 8388)
@@ -116,10 +118,13 @@ class StoreTask:
         self.node = node
 
     def poll(self, now):
-        st = self.node.store
+        nd = self.node
+        st = nd.store
         if st is not None:
             st.tick(now)
-        return self.node.ticks.ticks_add(now, self.node.tm["store_ms"])
+            if st.pending():
+                return nd.ticks.ticks_add(now, nd.tm["commit_gap_ms"])
+        return nd.ticks.ticks_add(now, nd.tm["store_ms"])
 
 
 class Watchdog:
@@ -143,7 +148,8 @@ class Watchdog:
 
 class Node:
     def __init__(self, ticks, i2c, root="/", cfg=None, delay_ms=None, port=None, wdt=None,
-                 fast=None, node_id="", reboot=None, sim=False, timing=None, auto=False, drdy=False):
+                 fast=None, node_id="", reboot=None, sim=False, timing=None, auto=False, drdy=False,
+                 powered_ms=0):
         """cfg: validated store.config dict (None = defaults); auto: also
         scan the bus for modules not listed in cfg (no config file yet)."""
         self.ticks = ticks
@@ -157,10 +163,12 @@ class Node:
         self.tm = dict(TIMING)
         if timing:
             self.tm.update(timing)
-        self.boot_ticks = ticks.ticks_ms()
+        # ms the board (and its modules) had been powered when this node
+        # started: the bus settle time counts from power-up
+        self.boot_ticks = ticks.ticks_add(ticks.ticks_ms(), -powered_ms)
         self.up_s = 0                    # uptime carried in s + ms (ticks wrap)
         self.up_ms = 0
-        self._up_last = self.boot_ticks
+        self._up_last = ticks.ticks_ms()
         self.modules = []
         self.store = None
         self.fast = fast
@@ -269,8 +277,16 @@ class Node:
         flash problem: they are reported in STATUS instead."""
         for a in self._expected():
             self.modules.append(Module(a))
+        tk = self.ticks
         for m in self.modules:
-            self._begin(m)
+            # a module that powered up with the board NACKs for ~10 ms: the
+            # full begin() (300 ms ACK budget) only while the bus settles or
+            # once it answered; the others are left to probe()
+            if self.auto or tk.ticks_diff(tk.ticks_ms(), self.boot_ticks) < self.tm["settle_ms"] \
+                    or self._acks(m.addr):
+                self._begin(m)
+            else:
+                m.error = "no ACK"
         self._rebuild_store()
         return self
 
@@ -385,7 +401,8 @@ class Node:
         cap = getattr(self.fast, "capacity", 0) if self.fast is not None else 0
         ff = None if cap >= 4 + len(pairs) * _FAST_CH_ALL else FAST_ENERGY
         st = Store(MeterSource(pairs), mods, journal=jr, fast=self.fast, policy=pol,
-                   ticks=self.ticks, fast_fields=ff, fast_ms=sv["fast_ms"])
+                   ticks=self.ticks, fast_fields=ff, fast_ms=sv["fast_ms"],
+                   files_per_tick=self.tm["commit_files"])
         try:
             rep = st.boot()
         except Exception as e:
@@ -724,7 +741,8 @@ def _fw_str(v):
 
 def _RESTART_KEY(key):
     return key.startswith("i2c.") or key.startswith("uart.") or key.startswith("modules") \
-        or key == "drdy_pin" or key.startswith("store.") or key.startswith("save.")
+        or key == "drdy_pin" or key.startswith("store.") or key.startswith("save.") \
+        or key.startswith("iec.") or key.startswith("powerfail.")
 
 
 def _flatten(out, pre, v):
@@ -815,8 +833,11 @@ def start(ticks, root="/", sim=False, timing=None, delay_ms=None, drdy=False):
         import time
         delay_ms = getattr(time, "sleep_ms", None)
     nid = _try(probs, "node id", board.node_id) or ""
+    # on a board ticks_ms() counts from reset: modules powered up with it
+    # have long settled by now (boot.py, imports)
+    up = 0 if sim else min(ticks.ticks_ms(), 60000)
     n = Node(ticks, i2c, root=root, cfg=cfg, delay_ms=delay_ms, port=port, fast=fast,
-             node_id=nid, reboot=board.reboot, sim=sim, timing=tm, auto=auto, drdy=drdy)
+             node_id=nid, reboot=board.reboot, sim=sim, timing=tm, auto=auto, drdy=drdy, powered_ms=up)
     for p in probs:
         if "missing" not in p:
             n._problem(p)

@@ -73,7 +73,12 @@ def _unsaved(e, s):
 
 class Store:
     def __init__(self, source, modules, journal=None, fast=None, policy=None,
-                 ticks=None, fast_fields=None, fast_ms=1000, audit=True):
+                 ticks=None, fast_fields=None, fast_ms=1000, audit=True, files_per_tick=0):
+        """files_per_tick > 0: a policy commit writes at most that many
+        channel files per tick() and continues on the next calls (pending()
+        says so), so a commit of many channels does not hold the caller's
+        loop (flash erases run with interrupts off on rp2). Explicit
+        commit()s (save, shutdown, power-fail, preset) stay whole."""
         self.src = source
         self.mods = modules
         self.j = journal if journal is not None else Journal()
@@ -115,6 +120,10 @@ class Store:
         self.fails = 0
         self.last_kind = -1
         self.bytes_written = 0
+        self.per_tick = files_per_tick
+        self._todo = []                      # channels of a spread policy commit still to write
+        self._todo_kind = 0
+        self._todo_first = False
 
     # ---- boot ---------------------------------------------------------
     def _tag(self, nf):
@@ -317,10 +326,40 @@ class Store:
             self._load_cur(states)
             fast.update()
         urgent = fast.cap > 0 and fast.overflows > 0 and changed
+        if self._todo:
+            self._continue(states)
+            return DUE_NO
         why = self.pol.due(self.age_ms, self.dirty_ms, worst, changed, urgent, self.failing)
         if why != DUE_NO:
-            self.commit(record.K_MAXAGE if why == DUE_MAXAGE else record.K_PERIODIC, states=states)
+            kind = record.K_MAXAGE if why == DUE_MAXAGE else record.K_PERIODIC
+            if self.per_tick > 0 and not self.failing:
+                self._todo = [i for i in range(n) if self._wanted(i, kind, states, None, False)]
+                self._todo_kind = kind
+                self._todo_first = True
+                self._continue(states)
+            else:
+                self.commit(kind, states=states)
         return why
+
+    def pending(self):
+        """Channel files of a spread commit still to write."""
+        return len(self._todo)
+
+    def _continue(self, states):
+        k = self.per_tick
+        while k > 0 and self._todo:
+            i = self._todo.pop(0)
+            if states[i] == self.saved[i]:
+                continue                     # written meanwhile (save, shutdown)
+            k -= 1
+            c0 = self.commits
+            if not self.commit(self._todo_kind, only=i, states=states):
+                self._todo = []              # RAM-only now; the policy retries later
+                return
+            if self._todo_first:
+                self._todo_first = False     # `commits` counts the spread commit once
+            else:
+                self.commits = c0
 
     def fast_update(self):
         """Just the fast record from the current state (no policy)."""

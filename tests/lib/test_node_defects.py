@@ -66,7 +66,7 @@ def test_shared_drdy_reads_each_module_once_per_window():
 
 # ---- item 9: a configured module that is missing ---------------------------
 
-def _node_with_missing(missing=(0x51,)):
+def _node_with_missing(missing=(0x51,), powered_ms=0):
     sim, rbamp = _sim()
     from node.app import Node, default_config
     clk = sim.VirtualClock(0)
@@ -76,10 +76,21 @@ def _node_with_missing(missing=(0x51,)):
     cfg = default_config()
     cfg["modules"] = [dict(cfg["modules"][0], addr=a) for a in (0x50,) + tuple(missing)]
     # delay_ms advances virtual time: a blocking retry costs sampling time
-    n = Node(tk, bus, root=None, cfg=cfg, delay_ms=clk.advance)
+    clk.advance(powered_ms)          # the board (and the module) powered that long ago
+    n = Node(tk, bus, root=None, cfg=cfg, delay_ms=clk.advance, powered_ms=powered_ms)
     n.boot()
     from node.sched import VirtualLoop
     return n, clk, bus, VirtualLoop(n.sched, clk.advance)
+
+
+def test_boot_after_settling_does_not_wait_for_missing_modules():
+    # on a board the node starts ~1.5 s after power-up: a module that does
+    # not ACK then is missing, not booting; no 300 ms ACK wait each
+    n, clk, bus, loop = _node_with_missing((0x51, 0x52, 0x53), powered_ms=1500)
+    assert clk.now_ms() - 1500 < 50, clk.now_ms()
+    assert n.modules[0].ok and [m.error for m in n.modules[1:]] == ["no ACK"] * 3
+    n, clk, bus, loop = _node_with_missing((0x51,), powered_ms=0)   # right at power-up: full wait
+    assert clk.now_ms() >= 300
 
 
 def test_missing_module_probe_never_stalls_sampling():
@@ -204,3 +215,55 @@ def test_board_profiles_leave_the_repl_and_strapping_pins_alone():
     for bad in ("/store", "/lib/x.d", "/ble", "/data"):
         assert not config.set_key(config.defaults(), "store.dir", bad)[0], bad
     assert config.set_key(config.defaults(), "store.dir", "/meter-data")[0]
+
+
+# ---- a commit of many channels does not hold the loop -----------------------
+
+def test_policy_commit_spread_over_ticks_and_reset_mid_way_loses_nothing():
+    # 8 three-channel modules: a policy commit writes 2 channel files per
+    # tick (the node ticks again 20 ms later), so sampling runs between the
+    # files; a reset half way through recovers every channel exactly
+    from flashsim.memfs import MemFS
+    from energy import Meter
+    from store.persist import Store, MeterSource
+    from store.journal import Journal
+    from store import rtcmem
+    fs = MemFS()
+    mem = bytearray(256)                     # ESP32-sized fast state: all fields
+    mods = [(None, 0x50 + i, 3) for i in range(8)]
+
+    def mk(tk):
+        ms = [Meter(3) for _ in range(8)]
+        st = Store(MeterSource([(ms[i], c) for i in range(8) for c in range(3)]), mods,
+                   journal=Journal("/rbmeter.d", fs), fast=rtcmem.RamFake(mem), ticks=tk,
+                   fast_fields=FAST_ENERGY, files_per_tick=2)
+        return ms, st
+    tk = Ticks(start=0)
+    ms, st = mk(tk)
+    st.boot()
+    fs_writes = st.files_written
+    for sec in range(6):
+        for m in ms:
+            for c in range(3):
+                m.add(c, 900_000, 1000)     # 900 W: 0.25 Wh per second per channel
+        tk.advance(1000)
+        st.tick(tk.ticks_ms())
+        assert st.files_written - fs_writes <= 2, (sec, st.files_written - fs_writes)
+        fs_writes = st.files_written
+    assert st.pending() > 0                  # the commit is under way
+    left = st.pending()
+    for k in range(3):                       # three more 20 ms ticks
+        tk.advance(20)
+        st.tick(tk.ticks_ms())
+        assert st.files_written - fs_writes <= 2
+        fs_writes = st.files_written
+    assert st.pending() == left - 6
+    truth = [(m.import_total_mwh(c), m.export_total_mwh(c)) for m in ms for c in range(3)]
+    st.fast_update()                         # what the next 1 s tick does
+    ms2, st2 = mk(Ticks(start=7))            # watchdog reset in the middle of the commit
+    st2.boot()
+    got = [(m.import_total_mwh(c), m.export_total_mwh(c)) for m in ms2 for c in range(3)]
+    assert got == truth
+    # the recovered channels went to flash at boot (whole: a boot commit)
+    assert st2.pending() == 0
+    assert all(st2.saved[i] == st2.src.state(i) for i in range(24))
