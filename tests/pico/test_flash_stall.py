@@ -9,11 +9,12 @@ Shown here on the frozen firmware:
 - a command line that arrives while an erase stalls the core: up to the
   FIFO depth (32 bytes) nothing is lost and the reply is the normal one;
 - a longer line arriving in the stall overruns the FIFO (bytes lost, as on
-  the chip): the node answers it with an error and serves the next command
-  (the host retries: docs/pico.md "Measured").
+  the chip, its CR LF too): rbmeter's next sealed line lands behind the
+  partial one and fails its checksum (400, which the client retries); the
+  try after that is answered (docs/pico.md "Measured").
 
 Each erase instant is found by a first run; a second run with the same seed
-(deterministic to the cycle) sends the line 1 ms before it."""
+(deterministic to the cycle) sends the line just before it."""
 import pytest
 
 import rbamp_sim
