@@ -1,6 +1,7 @@
 """MicroPython side of tools/bench/bench_store.py (unix port, real LittleFS
 on a flashsim partition mounted with a port's parameters).
 usage: micropython bench_mp.py [--port=unix|rp2|esp32] day|patterns|cost|inline
+       micropython bench_mp.py --port=rp2 powercut exhaustive ab 0 200   (powercut.py's arguments)
 Prints 'RESULT {json}'."""
 import sys
 import json
@@ -183,8 +184,28 @@ def inline(sizes=(64, 128, 129, 145, 256, 400, 512, 513, 1000), n=300):
     return {"port": PORT, "progsize": PROG, "rows": out}
 
 
+def powercut():
+    """tests/support_store/powercut.py (same arguments after 'powercut') with every mount using
+    this port's LittleFS parameters."""
+    import vfs
+
+    def port_mount(dev, point=MNT, mkfs=False, readonly=False):
+        if mkfs:
+            vfs.VfsLfs2.mkfs(dev, readsize=READ, progsize=PROG, lookahead=LOOK)
+        fs = vfs.VfsLfs2(dev, readsize=READ, progsize=PROG, lookahead=LOOK)
+        vfs.mount(fs, point, readonly=readonly)
+        return fs
+    flashsim.mount = port_mount
+    sys.argv[:] = ["powercut.py"] + sys.argv[2:]
+    path = __file__.rsplit("/", 1)[0] + "/powercut.py" if "/" in __file__ else "powercut.py"
+    exec(open(path).read(), {"__name__": "__main__"})
+
+
 def main():
     what = sys.argv[1]
+    if what == "powercut":
+        powercut()
+        return
     if what == "inline":
         r = inline()
     elif what == "day":

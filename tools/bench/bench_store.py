@@ -15,6 +15,7 @@ each port's own parameters (MicroPython v1.28.0 sources):
    (b) worst case: 3 channels at 10 kW continuous
    -> erases/day, bytes programmed/day, projected flash lifetime
 3. per-sample cost of the store's fast path vs the engine stand-in alone (unix parameters)
+4. power-cut sweeps (powercut.py) with each port's parameters: exhaustive (ab, 3 torn modes) + random
 Lifetime: LittleFS levels wear dynamically (metadata pairs are relocated
 after block_cycles erases, new data goes to the next free block), so erases
 spread over the free blocks: years = free_blocks x 100,000 / erases_per_day / 365.
@@ -98,6 +99,15 @@ def main():
           % c["fast_update_us"])
     print("   -> call store.tick() once per second, not per sample: per-sample overhead x%.2f"
           % ((c["none"] * 5 + c["tick_fast1s"] - c["none"]) / (c["none"] * 5)))
+
+    print("\n4. power-cut sweeps with each port's LittleFS parameters (tests/support_store/powercut.py)")
+    for port in ports:
+        rows = [mp("powercut", "exhaustive", "ab", torn, 200, port=port) for torn in (0, 1, 2)]
+        rnd = mp("powercut", "random", 300 if quick else 1000, 7, port=port)
+        print("   %-6s exhaustive ab: %d cuts x 3 torn modes, %d bad, max loss %d mWh (bound %d);"
+              " random: %d cuts over %.1f days, %d bad, max loss %d mWh"
+              % (port, rows[0]["cuts"], sum(r["nerr"] for r in rows), max(r["lost_max"] for r in rows),
+                 rows[0]["bound_mwh"], rnd["cuts"], rnd["sim_days"], rnd["nerr"], rnd["lost_max_mwh"]))
 
 
 if __name__ == "__main__":
