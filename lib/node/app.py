@@ -402,7 +402,7 @@ class Node:
         ff = None if cap >= 4 + len(pairs) * _FAST_CH_ALL else FAST_ENERGY
         st = Store(MeterSource(pairs), mods, journal=jr, fast=self.fast, policy=pol,
                    ticks=self.ticks, fast_fields=ff, fast_ms=sv["fast_ms"],
-                   files_per_tick=self.tm["commit_files"])
+                   files_per_tick=self.tm["commit_files"], prefill=True)
         try:
             rep = st.boot()
         except Exception as e:

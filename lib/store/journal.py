@@ -59,7 +59,7 @@ def key_for(uid, addr):
 
 
 class Journal:
-    def __init__(self, root="/store", fs=None, pattern="ab"):
+    def __init__(self, root="/rbmeter.d", fs=None, pattern="ab"):
         self.root = root.rstrip("/")
         self.fs = fs if fs is not None else OsFS()
         self.pattern = pattern

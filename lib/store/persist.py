@@ -73,12 +73,16 @@ def _unsaved(e, s):
 
 class Store:
     def __init__(self, source, modules, journal=None, fast=None, policy=None,
-                 ticks=None, fast_fields=None, fast_ms=1000, audit=True, files_per_tick=0):
+                 ticks=None, fast_fields=None, fast_ms=1000, audit=True, files_per_tick=0,
+                 prefill=False):
         """files_per_tick > 0: a policy commit writes at most that many
         channel files per tick() and continues on the next calls (pending()
         says so), so a commit of many channels does not hold the caller's
         loop (flash erases run with interrupts off on rp2). Explicit
-        commit()s (save, shutdown, power-fail, preset) stay whole."""
+        commit()s (save, shutdown, power-fail, preset) stay whole.
+        prefill: a channel new to the journal gets both A/B slot files at
+        boot, before sampling starts (creating them later grows the
+        directory inside a run-time commit: several erases in one write)."""
         self.src = source
         self.mods = modules
         self.j = journal if journal is not None else Journal()
@@ -121,6 +125,7 @@ class Store:
         self.last_kind = -1
         self.bytes_written = 0
         self.per_tick = files_per_tick
+        self.prefill = prefill
         self._todo = []                      # channels of a spread policy commit still to write
         self._todo_kind = 0
         self._todo_first = False
@@ -201,7 +206,9 @@ class Store:
             r = recs[i]
             moved = r is not None and r.addr != self.mods[self.chans[i][0]][1]
             if (states[i] != self.saved[i] or moved) and not self.failing:
-                self.commit(record.K_RECOVER, only=i, states=states)
+                ok = self.commit(record.K_RECOVER, only=i, states=states)
+                if ok and r is None and self.prefill and self.j.pattern == "ab":
+                    self.commit(record.K_RECOVER, only=i, states=states)
         self._rebase(states)
         return rep
 

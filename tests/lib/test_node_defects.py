@@ -267,3 +267,31 @@ def test_policy_commit_spread_over_ticks_and_reset_mid_way_loses_nothing():
     # the recovered channels went to flash at boot (whole: a boot commit)
     assert st2.pending() == 0
     assert all(st2.saved[i] == st2.src.state(i) for i in range(24))
+
+
+def test_new_channels_get_both_slot_files_at_boot():
+    # the node's store creates both A/B files of a new channel before
+    # sampling starts: a run-time commit then only rewrites files (on the
+    # emulated Pico creating 24 files inside the first commit cost ~8 erases)
+    from flashsim.memfs import MemFS
+    from energy import Meter
+    from store.persist import Store, MeterSource
+    from store.journal import Journal
+    fs = MemFS()
+    m = Meter(3)
+    tk = Ticks(start=0)
+    st = Store(MeterSource([(m, c) for c in range(3)]), [(b"\x22" * 12, 0x50, 3)], journal=Journal("/rbmeter.d", fs),
+               ticks=tk, files_per_tick=2, prefill=True)
+    st.boot()
+    names = sorted(fs.listdir("/rbmeter.d"))
+    assert names == sorted("u%s-%d.%d" % ("22" * 12, c, k) for c in range(3) for k in range(2)), names
+    for s in range(10):
+        m.add(0, 2_000_000, 1000)
+        tk.advance(1000)
+        st.tick(tk.ticks_ms())
+    assert st.commits > 1 and sorted(fs.listdir("/rbmeter.d")) == names
+    m2 = Meter(3)
+    st2 = Store(MeterSource([(m2, c) for c in range(3)]), [(b"\x22" * 12, 0x50, 3)],
+                journal=Journal("/rbmeter.d", fs), ticks=Ticks(start=0), prefill=True)
+    st2.boot()
+    assert m2.import_total_mwh(0) == st.saved_e[0][1] + st.saved_e[0][0] * 1000000
