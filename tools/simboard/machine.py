@@ -189,7 +189,6 @@ SoftI2C = I2C
 # Linux termios values (the unix port's termios module has few constants)
 _LINUX_B = {300: 0o7, 600: 0o10, 1200: 0o11, 2400: 0o13, 4800: 0o14, 9600: 0o15, 19200: 0o16,
             38400: 0o17, 57600: 0o10001, 115200: 0o10002}
-_CSIZE, _CS7, _CS8, _CSTOPB, _PARENB, _PARODD = 0o60, 0o40, 0o60, 0o100, 0o400, 0o1000
 
 
 class UART:
@@ -220,25 +219,24 @@ class UART:
         self.init(baudrate, bits, parity, stop)
 
     def init(self, baudrate=115200, bits=8, parity=None, stop=1, **kw):
-        """Re-program rate and framing: recorded in hw()["uart_log"] and
-        set on the tty (speed, CS7/CS8, PARENB/PARODD, CSTOPB), so a bridge
-        can pass bytes only while both ends agree, as a real line does."""
+        """Re-program rate and framing: recorded in hw()["uart_log"]; the
+        speed is set on the tty, so a bridge can pass bytes only while both
+        ends agree, as a real line does. Framing stays in the log only: Linux
+        forces CS8 without parity on a pty, and the unix port's tcsetattr
+        (an uninitialised struct termios) then fails with EINVAL on a pty
+        that an earlier process had set up (seen after every power cut)."""
         import termios
         _hw.setdefault("uart_log", []).append((self.id, baudrate, bits, parity, stop))
         self.baudrate = baudrate
+        spd = _LINUX_B.get(baudrate)
+        if spd is None:
+            return
         fd = self._f.fileno()
         a = termios.tcgetattr(fd)
-        spd = _LINUX_B.get(baudrate)
-        if spd is not None:
-            a[4] = spd
-            a[5] = spd
-        c = a[2] & ~(_CSIZE | _PARENB | _PARODD | _CSTOPB)
-        c |= _CS7 if bits == 7 else _CS8
-        if parity is not None:
-            c |= _PARENB | (_PARODD if parity == 1 else 0)
-        if stop == 2:
-            c |= _CSTOPB
-        a[2] = c
+        if a[4] == spd and a[5] == spd:
+            return
+        a[4] = spd
+        a[5] = spd
         termios.tcsetattr(fd, termios.TCSANOW, a)
 
     def txdone(self):
