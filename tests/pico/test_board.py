@@ -27,3 +27,18 @@ def test_scratch_survives_reset_not_cut(board_factory):
     b.power_cut()
     b.power_on(b.t_ns + 10 ** 9)
     assert not any(b.scratch())
+
+
+def test_soft_i2c_scan_finds_modules(board_factory):
+    """No module list in the config: the node scans the bus. rp2 does the
+    zero-length probes in software I2C on GP4/GP5, which only the harness'
+    open-drain bus model answers."""
+    from picoboard import board_config, default_files
+    cfg = board_config()
+    del cfg["modules"]
+    b = board_factory(profile=rbamp_sim.Profile.constant([700.0, -300.0]), modules="0x50:UI2,0x5a:I1",
+                      files=default_files(cfg))
+    b.run_for(4.0, slice_s=0.5)
+    info = b.command("INFO")
+    assert any("addr=0x50" in ln and "online=true" in ln for ln in info), info
+    assert any("addr=0x5a" in ln and "online=true" in ln for ln in info), info

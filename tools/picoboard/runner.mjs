@@ -50,9 +50,13 @@ function flushOut() {
 }
 function ask(obj) {
   // a synchronous round trip: pending async events first, in order
+  const w0 = process.hrtime.bigint();
   send(obj);
   flushOut();
-  return JSON.parse(readLine());
+  const r = JSON.parse(readLine());
+  stats.asks++;
+  stats.askWallNs += Number(process.hrtime.bigint() - w0);
+  return r;
 }
 const hex = (arr) => Buffer.from(arr).toString('hex');
 const unhex = (s) => Uint8Array.from(Buffer.from(s, 'hex'));
@@ -67,7 +71,7 @@ let romErase = 0, romProgram = 0;
 let txBuf = [[], []];           // bytes on the wire per UART since the last report
 let uartLog = [];               // programmed (baud, framing) per UART, in order
 let stats = { cycles: 0, wfeNs: 0, flashOps: 0, eraseNs: 0, progNs: 0, resets: 0, rxOverrun: [0, 0],
-              i2cTx: 0, pcSamples: 0 };
+              i2cTx: 0, pcSamples: 0, asks: 0, askWallNs: 0, runWallNs: 0 };
 let cycles0 = 0;                // core.cycles of finished Simulators
 let armed = null;               // power cut: {at} (global ns) or {nth, frac}
 let flashOpsSeen = 0;           // flash ops since the cut was armed
@@ -472,7 +476,9 @@ for (;;) {
       if (c.rx0) { rxQ[0].push(...unhex(c.rx0)); feedRx(0); }
       if (c.rx1) { rxQ[1].push(...unhex(c.rx1)); feedRx(1); }
       cut = null;
+      const w0 = process.hrtime.bigint();
       run(c.until);
+      stats.runWallNs += Number(process.hrtime.bigint() - w0);
       // a flow-controlled feed tops the FIFO up once per slice too
       if (!cfg.line_rate) { feedRx(0); feedRx(1); }
       flushTx();
