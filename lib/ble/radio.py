@@ -52,6 +52,8 @@ IDLE_MS = const(100)       # advertising only
 CHUNKS = const(8)          # notifications offered per connection per poll
 ADV_US = const(200_000)    # advertising interval
 STUCK_MS = const(20_000)   # a notification refused this long: the link is dead, drop it
+RETRY_MS = const(10_000)   # a failed radio is started again after this, doubling ...
+RETRY_MAX_MS = const(600_000)  # ... up to this
 MODEL = "rbAmp metering node"
 MFR = "rbmeter"
 
@@ -123,7 +125,9 @@ class Ble:
         self.connects = 0
         self.rx_drop = 0
         self.notify_retry = 0    # congested notifications retried
-        self.adv_fail = 0
+        self.last_error = ""
+        self._retry = 0          # ticks at which a failed radio is started again
+        self._backoff = RETRY_MS
         self.mac = b""
         self.addr_type = 0
         self._adv_next = 0
@@ -139,7 +143,10 @@ class Ble:
         if key:
             self._ecb = ccm.aes_ecb(bytes.fromhex(key))
         self.name = cfg.get("name") or ("rbmeter-" + node.node_id())
-        self.start()
+        try:
+            self.start()
+        except Exception as e:       # no controller yet: retried from poll()
+            self._failed(ticks.ticks_ms(), e)
 
     # ---- radio life cycle ----------------------------------------------------
     def start(self):
@@ -182,12 +189,15 @@ class Ble:
         except Exception:
             pass
 
-    def restart(self):
-        """Scheduler hook after a failed poll: count it, bring the radio back."""
+    def _failed(self, now, e):
+        """A stack call failed (on the unix H4 port a dead controller makes
+        each HCI command time out after ~6 s): count it, switch the radio
+        off and start it again after a growing back-off. Metering goes on."""
         self.errors += 1
-        self.restarts += 1
+        self.last_error = ("%s: %s" % (type(e).__name__, e))[:40]
         self.stop()
-        self.start()
+        self._retry = self.ticks.ticks_add(now, self._backoff)
+        self._backoff = min(self._backoff * 2, RETRY_MAX_MS)
 
     # ---- IRQ: connection bookkeeping and received bytes only ------------------
     def _irq(self, event, data):
@@ -217,7 +227,21 @@ class Ble:
     # ---- the component ---------------------------------------------------------
     def poll(self, now):
         if not self.on:
-            self.start()
+            if self.ticks.ticks_diff(now, self._retry) < 0:
+                return self._retry
+            self.restarts += 1
+            try:
+                self.start()
+            except Exception as e:
+                self._failed(now, e)
+                return self._retry
+        try:
+            return self._poll(now)
+        except Exception as e:
+            self._failed(now, e)
+            return self._retry
+
+    def _poll(self, now):
         wait = IDLE_MS
         for c in list(self.conns.values()):
             d = self._serve(c, now)
@@ -375,19 +399,16 @@ class Ble:
         if self._scan_resp:
             nm = self.name.encode()[:29]
             resp = bytes((len(nm) + 1, 0x09)) + nm
-        try:
-            self.ble.gap_advertise(ADV_US, adv, resp_data=resp, connectable=conn)
-            self._scan_resp = False
-            self._adv_conn = conn
-        except OSError:
-            self.adv_fail += 1
-            self._adv_conn = conn        # retried at the next refresh, no busy loop
+        self._adv_conn = conn            # a failure raises: _failed() restarts the radio
+        self.ble.gap_advertise(ADV_US, adv, resp_data=resp, connectable=conn)
+        self._scan_resp = False
+        self._backoff = RETRY_MS         # the radio works
 
     def status(self):
         n = 0
         for c in self.conns.values():
             n += c.dropped
-        return {"ble_conns": len(self.conns), "ble_errors": self.errors + self.adv_fail,
-                "ble_restarts": self.restarts, "ble_refused": self.refused, "ble_rx_drop": self.rx_drop,
+        return {"ble_radio": "on" if self.on else "off", "ble_conns": len(self.conns),
+                "ble_errors": self.errors, "ble_last_error": self.last_error, "ble_restarts": self.restarts, "ble_refused": self.refused, "ble_rx_drop": self.rx_drop,
                 "ble_tx_drop": n, "ble_notify_retry": self.notify_retry}
 

@@ -334,3 +334,51 @@ def test_totals_characteristic_and_device_information(rig):
         assert d["2A25"] == NODE_ID and d["2A24"] and d["2A26"]
     finally:
         rig.run(c.disconnect())
+
+
+def test_radio_failure_is_counted_and_the_radio_restarted():
+    """The node's controller dies (its HCI pty closes): the node counts the
+    error, switches the radio off and keeps metering; a new controller on the
+    same HCI path is picked up by the back-off restart. Own node: ~60 s."""
+    radio = Radio()
+    state = tempfile.mkdtemp(prefix="rbm-ble-fail-")
+    node = BleNode(radio, state, {"modules": [{"addr": 0x50}], "ble": {"bthome_s": 1}})
+    try:
+        node.start()
+        u = Client(node.console, timeout=15)
+        end = time.monotonic() + 30
+        while len(u.channels()) < 2 and time.monotonic() < end:
+            time.sleep(0.5)
+        dev = radio.central()
+        c = BumbleCentral(dev)
+        radio.loop.run(c.connect(radio.node_addr + "/P", 247, timeout=20), 90)
+        radio.drop_node_controller()
+        end = time.monotonic() + 60
+        st = u.status()
+        while st["ble_errors"] == 0 and time.monotonic() < end:
+            time.sleep(1)
+            st = u.status()
+        assert st["ble_errors"] >= 1 and st["ble_radio"] == "off" and st["ble_conns"] == 0, st
+        before = u.channels()[0]
+        radio.new_node_controller()
+        end = time.monotonic() + 90
+        while u.status()["ble_radio"] != "on" and time.monotonic() < end:
+            time.sleep(1)
+        st = u.status()
+        assert st["ble_radio"] == "on" and st["ble_restarts"] >= 1, st
+        c2 = BumbleCentral(radio.central())
+        radio.loop.run(c2.connect(radio.node_addr + "/P", 247, timeout=20), 90)
+        cl = Client(BleSerial(c2, radio.loop), timeout=15)
+        after = cl.channels()[0]
+        assert after["import_mwh"] > before["import_mwh"]     # metering went on throughout
+        # the one HCI command that timed out (~6 s on NimBLE) held the loop: that
+        # time is accounted as gap (docs/ble.md), never silently lost
+        st = cl.status()
+        gaps = [ch["gap_ms"] for ch in cl.channels()]
+        assert all(g == 0 for g in gaps) or st["gap_events"] >= 1, (gaps, st)
+        radio.loop.run(c2.disconnect(), 20)
+        u.close()
+    finally:
+        node.close()
+        radio.close()
+        shutil.rmtree(state, ignore_errors=True)

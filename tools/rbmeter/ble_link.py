@@ -71,6 +71,30 @@ class Radio:
         self.node_ctrl = Controller("node", host_source=t.source, host_sink=t.sink, link=self.link,
                                     public_address=self.node_addr)
 
+    def drop_node_controller(self):
+        """The node's controller goes away (its HCI pty is closed): a dead
+        external controller, as far as the node can tell."""
+        async def run():
+            self.link.remove_controller(self.node_ctrl)
+            t = self.transports.pop(0)
+            await t.close()
+        self.loop.run(run(), 10)
+
+    def new_node_controller(self):
+        """A fresh controller for the node on a new pty at the same path
+        (same public address), as after replacing a dongle."""
+        async def run():
+            from bumble.controller import Controller
+            from bumble.transport import open_transport
+            if os.path.lexists(self.pty_link):
+                os.unlink(self.pty_link)
+            t = await open_transport("pty:" + self.pty_link)
+            self.transports.insert(0, t)
+            self.node_ctrl = Controller("node", host_source=t.source, host_sink=t.sink, link=self.link,
+                                        public_address=self.node_addr)
+        self.loop.run(run(), 10)
+        self.node_tty = os.path.realpath(self.pty_link)
+
     def central(self, addr=None):
         """A powered Bumble Device on a new controller of the link."""
         self._n += 1
@@ -160,7 +184,7 @@ class BleNode:
         with open(cfgp, "w") as f:
             json.dump(self.config, f)
         env = node_env()
-        env["MICROPYBTUART"] = self.radio.node_tty
+        env["MICROPYBTUART"] = self.radio.pty_link    # the link: a replaced controller is found again
         argv = [self.mp, "-X", "heapsize=" + self.heap, os.path.join(ROOT, "tools", "simboard", "simnode.py"),
                 "--tty", self.bridge.node_path, "--state", self.state] + (["--ble"] if self.ble else []) + self.args
         if not self.boots:
