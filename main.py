@@ -1,6 +1,4 @@
-# The metering node: wire the board from /config.json and run forever.
-import node
-
-if not (node.BOOT is not None and node.BOOT.safe):
-    import node.app
-    node.app.main()
+# The metering node: wire the board from /config.json and run (returns on
+# Ctrl-C with the totals saved). Skipped in safe mode. lib/node/entry.py.
+import node.entry
+node.entry.main()

@@ -4,5 +4,9 @@
 # Relative paths resolve against this file's folder (makemanifest chdirs here).
 include("$(PORT_DIR)/boards/manifest.py")   # the port's own frozen modules (asyncio, ...)
 include("manifest_lib.py")                  # our packages from lib/
-# boot.py and main.py stay on the filesystem (mpremote cp), so safe mode and
-# the start-up can be changed without reflashing.
+# Frozen boot.py/main.py (they run instead of the filesystem's): each runs
+# /boot.py or /main.py when the filesystem has one (mpremote cp: the start-up
+# stays changeable without reflashing), else the built-in start-up
+# (lib/node/entry.py), so a blank or erased filesystem still boots the node.
+module("boot.py", base_path="frozen")
+module("main.py", base_path="frozen")

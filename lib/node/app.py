@@ -839,8 +839,7 @@ def start(ticks, root="/", sim=False, timing=None, delay_ms=None, drdy=False):
     n = Node(ticks, i2c, root=root, cfg=cfg, delay_ms=delay_ms, port=port, fast=fast,
              node_id=nid, reboot=board.reboot, sim=sim, timing=tm, auto=auto, drdy=drdy, powered_ms=up)
     for p in probs:
-        if "missing" not in p:
-            n._problem(p)
+        n._problem(p)                      # incl. "/config.json: missing ...; using defaults"
     pf = cfg["powerfail"]
     if pf["pin"] is not None:
         probs = []

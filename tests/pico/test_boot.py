@@ -44,8 +44,6 @@ def test_pins_the_board_does_not_have(board_factory):
 
 
 @pytest.mark.xdist_group("pico_b")
-@pytest.mark.xfail(strict=True, reason="defect (lib): a missing /config.json is not reported in STATUS problems "
-                                       "(node.app.start drops problems containing 'missing')")
 def test_missing_config(board_factory):
     b = board_factory(profile=PROF, config=None)
     st = _boots_and_answers(b)
@@ -54,8 +52,6 @@ def test_missing_config(board_factory):
 
 
 @pytest.mark.xdist_group("pico_b")
-@pytest.mark.xfail(strict=True, reason="defect (firmware): boot.py/main.py live only on the filesystem, so a "
-                                       "blank (erased) filesystem boots to the REPL and UART0 never answers")
 def test_blank_filesystem(board_factory, fw):
     with open(fw, "rb") as f:
         img = bytearray(b"\xff" * (2 * 1024 * 1024))
