@@ -4,6 +4,7 @@ client, and replies far larger than the firmware's 256-byte UART TX ring
 (READ with eight modules, CONFIG) complete and in order with the UART line
 rate modelled, while metering goes on without gaps."""
 import threading
+import time
 
 import pytest
 
@@ -124,3 +125,51 @@ def test_large_replies_line_rate(board_factory):
     assert all(c["gap_ms"] == 0 for c in tot), tot
     assert st1["gap_events"] == st0["gap_events"] == "0"
     assert int(st1["missed"]) == int(st0["missed"])
+
+
+@pytest.mark.xdist_group("pico_b")
+def test_iec_optical_port_rates_honoured(board_factory):
+    """The IEC port on UART1 signs on at 300 Bd 7E1 and switches to the
+    acknowledged 9600 Bd: through a bridge that passes bytes only while the
+    host's termios speed matches what the firmware programmed, a reader that
+    stays at 300 Bd gets no data block, and the PyPI client (which switches)
+    reads 1.8.0/2.8.0."""
+    import serial
+    from iec62056_21.client import Iec6205621Client
+    cfg = board_config()
+    cfg["iec"] = {"uart": {"id": 1, "tx": 8, "rx": 9}, "baud": 9600}
+    b = board_factory(pty1=True, honour_baud=True, files=default_files(cfg), seed=6,
+                      profile=rbamp_sim.Profile.constant([1500.0, -800.0]))
+    b.run_for(2.5, slice_s=0.5)
+    b.start_free_run(speed=1.0)
+    cl = Iec6205621Client.with_serial_transport(port=b.console1)
+    cl.transport.timeout = 10
+    cl.connect()
+    try:
+        ans = cl.standard_readout()
+    finally:
+        cl.disconnect()
+    vals = {d.address: d.value for d in ans.data}
+    assert float(vals["1-1:1.8.0"]) > 0 and float(vals["1-2:2.8.0"]) > 0, vals
+    # back at 300 Bd after the readout
+    for _ in range(100):
+        if [x[2] for x in b.uart_log if x[1] == 1][-1] == 300:
+            break
+        time.sleep(0.1)
+    # (a Linux pty takes the speed but refuses 7E1: framing stays the board's business)
+    with serial.Serial(b.console1, 300, timeout=6) as s:
+        s.write(b"/?!\r\n")
+        assert s.readline().startswith(b"/RBM5")
+        s.write(b"\x06050\r\n")          # acknowledges 9600 Bd, but stays at 300
+        s.timeout = 4
+        assert b"\x02" not in s.read(64)
+        for _ in range(50):
+            if b.baud_drops[0]:
+                break
+            time.sleep(0.1)
+    assert b.baud_drops[0] > 0, (b.uart_log, bytes(b.tx1))
+    rates = []
+    for x in b.uart_log:
+        if x[1] == 1 and (not rates or rates[-1] != x[2]):
+            rates.append(x[2])
+    assert rates[:3] == [300, 9600, 300], b.uart_log

@@ -19,7 +19,8 @@ def test_sim_target_pico_json(tmp_path, fw):
     env = dict(os.environ, PICOBOARD_FIRMWARE=fw)
     # ticks_ms starts 6.8 s before its 2^30 wrap at every power-up/reset
     argv = [sys.executable, "-m", "rbmeter", "sim", "--target", "pico", "--virtual", "--duration", "14",
-            "--power-cuts", "2", "--max-downtime", "1", "--resets", "2", "--seed", "4", "--profile", str(prof),
+            "--power-cuts", "2", "--max-downtime", "1", "--resets", "2", "--i2c-fault-rate", "0.02", "--seed", "4",
+            "--profile", str(prof),
             "--start-ticks", "1073735000", "--state", str(tmp_path / "board"), "--json"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-3000:]

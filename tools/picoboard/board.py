@@ -161,7 +161,7 @@ class PicoBoard:
     def __init__(self, modules="0x50:UI2", profile=None, seed=1, files=None, config=True, flash_image=None,
                  firmware_bin=None, i2c_fault_rate=0.0, faults=None, start_ms=0, line_rate=False,
                  pins_high=PULLED_UP, window_ms=200, flash_events=True, attach_modules=True,
-                 pty=True, monitor=False, start_ticks=0, wiring=None, log=None):
+                 pty=True, monitor=False, start_ticks=0, wiring=None, pty1=False, honour_baud=False, log=None):
         """modules: "0x50:UI2,0x51:I3" or a list of rbamp_sim.Module (built on
         the board's clock); profile: rbamp_sim.Profile (default solar-home
         day); files: the LittleFS content (default boot.py, main.py and
@@ -239,6 +239,22 @@ class PicoBoard:
             self.bridge = PtyBridge(monitor=monitor)
             self._nodefd = os.open(self.bridge.node_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
             tty.setraw(self._nodefd)
+        # UART1 on a second pty (e.g. the IEC optical-head port); honour_baud:
+        # bytes pass only while the host side's termios speed matches the rate
+        # the firmware last programmed into UART1 (±2 %), else they are lost
+        # (counted in baud_drops), like a reader at the wrong rate on a line
+        self.bridge1 = None
+        self._nodefd1 = -1
+        self._hostfd1 = -1
+        self.honour_baud = honour_baud
+        self.baud_drops = [0, 0]         # (to the host, to the board)
+        if pty1:
+            from rbmeter.ptybridge import PtyBridge
+            import tty
+            self.bridge1 = PtyBridge()
+            self._nodefd1 = os.open(self.bridge1.node_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            tty.setraw(self._nodefd1)
+            self._hostfd1 = os.open(self.bridge1.host_path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
 
     # ---- lifecycle ---------------------------------------------------------
     @property
@@ -293,6 +309,13 @@ class PicoBoard:
         if self.bridge is not None:
             self.bridge.close()
             self.bridge = None
+        for fd in (self._nodefd1, self._hostfd1):
+            if fd >= 0:
+                os.close(fd)
+        self._nodefd1 = self._hostfd1 = -1
+        if self.bridge1 is not None:
+            self.bridge1.close()
+            self.bridge1 = None
         import shutil
         shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -356,6 +379,7 @@ class PicoBoard:
                     self._to_host(data)
                 else:
                     self.tx1 += data
+                    self._to_host1(data)
             elif ev == "uart_cfg":
                 rec = (t, m["uart"], m["baud"], m["bits"], m["parity"], m["stop"])
                 if m.get("replace"):
@@ -417,16 +441,42 @@ class PicoBoard:
                 pass
 
     def _from_host(self):
-        if self._nodefd < 0:
+        self._rx += _drain(self._nodefd)
+        if self._nodefd1 >= 0:
+            d = _drain(self._nodefd1)
+            if d and not self._rates_match():
+                self.baud_drops[1] += len(d)
+                d = b""
+            self._rx1 += d
+
+    def _to_host1(self, data):
+        if self._nodefd1 < 0:
             return
-        while True:
-            try:
-                d = os.read(self._nodefd, 4096)
-            except (BlockingIOError, OSError):
-                return
-            if not d:
-                return
-            self._rx += d
+        if not self._rates_match():
+            self.baud_drops[0] += len(data)
+            return
+        try:
+            os.write(self._nodefd1, data)
+        except OSError:
+            pass
+
+    def host_baud1(self):
+        """The speed the host side of the UART1 pty is set to (termios)."""
+        import termios
+        sp = termios.tcgetattr(self._hostfd1)[5]
+        return _SPEEDS.get(sp)
+
+    def _rates_match(self):
+        if not self.honour_baud:
+            return True
+        prog = [x[2] for x in self.uart_log if x[1] == 1]
+        host = self.host_baud1()
+        return bool(prog) and host is not None and abs(prog[-1] - host) <= host // 50
+
+    @property
+    def console1(self):
+        """The UART1 pty path (pty1=True)."""
+        return self.bridge1.host_path if self.bridge1 else None
 
     def uart_write(self, data, uart=0):
         """Bytes for the board's UART RX (enter at the next run slice)."""
@@ -639,6 +689,32 @@ class PicoBoard:
         elapsed = self.t_ns // MS
         return {"elapsed_ms": elapsed, "downtime_ms": max(0, elapsed - up), "reboots": len(self.cuts),
                 "channels": node_ch, "truth": self.truth(iv)}
+
+
+def _drain(fd):
+    out = b""
+    if fd < 0:
+        return out
+    while True:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            return out
+        if not d:
+            return out
+        out += d
+
+
+def _speeds():
+    import termios
+    out = {}
+    for name in dir(termios):
+        if name.startswith("B") and name[1:].isdigit():
+            out[getattr(termios, name)] = int(name[1:])
+    return out
+
+
+_SPEEDS = _speeds()
 
 
 def _reply_done(data):
