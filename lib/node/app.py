@@ -18,7 +18,7 @@ TIMING = {
     "retry_ms": 10000,     # each missing module is probed about this often
     "probe_min_ms": 250,   # ... but the probes of several are spread at least this far apart
     "store_ms": 1000,      # store policy / fast-state tick
-    "commit_files": 2,     # channel files per store tick of a policy commit ...
+    "commit_files": 1,     # channel files per store tick of a policy commit (2 lost windows: docs/pico.md) ...
     "commit_gap_ms": 20,   # ... and the pause between two such ticks (sampling runs between)
     "console_ms": 20,      # console input poll (bounds the reply latency)
     "console_quiet_ms": 1000,  # asyncio: an idle console waits this long for input (woken by it)
