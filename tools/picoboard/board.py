@@ -273,8 +273,10 @@ class PicoBoard:
             with open(img, "wb") as f:
                 f.write(lfsimage.build(self.files))
         node = os.environ.get("NODE", "node")
+        # own session: a terminal's Ctrl-C reaches the master only, which still
+        # reads the totals over the console before it stops the board
         self.proc = subprocess.Popen([node, RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     cwd=ROOT, bufsize=0)
+                                     cwd=ROOT, bufsize=0, start_new_session=True)
         init = {"op": "init", "bootrom": BOOTROM, "line_rate": self.line_rate, "pins_high": self.pins_high,
                 "sda": self.cfg["i2c"]["sda"], "scl": self.cfg["i2c"]["scl"], "i2c_id": self.cfg["i2c"]["id"],
                 "drdy_pin": self.cfg.get("drdy_pin", -1) if self.cfg.get("drdy_pin") is not None else -1,
