@@ -302,3 +302,29 @@ def test_clone_elsewhere_shares_the_cached_source(tmp_path, monkeypatch):
     monkeypatch.setattr(source, "GIT_URL", str(tmp_path / "no-such-repo"))   # no network in tests
     with pytest.raises(fwbuild.BuildError, match="MICROPY_DIR is not set"):
         source.resolve(str(clone), str(tmp_path / "empty-cache"), log=lambda m: None)
+
+
+def test_build_key_covers_every_frozen_input(tmp_path):
+    """The cache key changes with the manifests, lib/ and the frozen
+    boot.py/main.py, and with nothing else under firmware/ (board configs,
+    docs): a stale image is never reused, a docs edit never rebuilds."""
+    for rel, text in (("firmware/manifest.py", "include('manifest_lib.py')\n"),
+                      ("firmware/manifest_lib.py", "package('node')\n"),
+                      ("firmware/frozen/main.py", "import node\n"),
+                      ("firmware/boards/rp2040.json", "{}\n"),
+                      ("firmware/BUILD.md", "# build\n"),
+                      ("lib/node/__init__.py", "VERSION = '1'\n")):
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    key = fwbuild._inputs_digest(str(tmp_path))
+    seen = {key}
+    for rel in ("firmware/manifest.py", "firmware/manifest_lib.py", "firmware/frozen/main.py",
+                "lib/node/__init__.py"):
+        (tmp_path / rel).write_text((tmp_path / rel).read_text() + "# changed\n")
+        k = fwbuild._inputs_digest(str(tmp_path))
+        assert k not in seen, rel
+        seen.add(k)
+    for rel in ("firmware/boards/rp2040.json", "firmware/BUILD.md"):
+        (tmp_path / rel).write_text("changed\n")
+        assert fwbuild._inputs_digest(str(tmp_path)) in seen, rel

@@ -88,6 +88,7 @@ def _inputs_digest(repo):
         if os.path.exists(p):
             h.update(m.encode() + open(p, "rb").read())
     _tree_digest(h, repo, "lib")
+    _tree_digest(h, repo, os.path.join("firmware", "frozen"))   # frozen boot.py/main.py
     return h.hexdigest()
 
 
