@@ -501,35 +501,34 @@ class Client:
             raise AuthError(last.code, last.msg)
         raise ClientError("AUTH: no intact exchange (%s)" % last)
 
-    def _more_replies(self, r, wait):
-        """Another client's reply may come first on a shared line: look for
-        ours a little longer (a failed answer's reply is held back ~100 ms)."""
+    def _later_reply(self, r, wait, mine, last=True):
+        """On a shared line the reply just read may be another client's: read
+        on for up to `wait` s and return the first reply `mine` accepts;
+        failing that the last one read (last=True) or r itself."""
         end = time.monotonic() + wait
+        got = r
         while time.monotonic() < end:
             try:
                 nxt = self._read_reply(end)
             except _Corrupt:
                 break
-            if nxt.ok and nxt.msg == "authenticated":
+            if mine(nxt):
                 return nxt
-            r = nxt
-        return r
+            got = nxt
+        return got if last else r
+
+    def _more_replies(self, r, wait):
+        """An AUTH answer's own reply may follow someone else's (a failed
+        answer's reply is held back ~100 ms)."""
+        return self._later_reply(r, wait, lambda x: x.ok and x.msg == "authenticated")
 
     def _own_reply(self, r, wait=0.3):
-        """On a shared line a reply may be someone else's: a signed command's
-        reply has no data records (an AUTH's NONCE does), and an error may be
-        another client's held-back AUTH failure. Then wait briefly for ours."""
+        """A signed command's reply has no data records (an AUTH's NONCE
+        does), and an error may be another client's held-back AUTH failure:
+        then wait briefly for ours."""
         if not r.records and r.ok:
             return r
-        end = time.monotonic() + wait
-        while time.monotonic() < end:
-            try:
-                nxt = self._read_reply(end)
-            except _Corrupt:
-                break
-            if not nxt.records:
-                return nxt
-        return r
+        return self._later_reply(r, wait, lambda x: not x.records, last=False)
 
     def signed(self, text):
         """Sends a mutating command signed with the session key, a fresh
