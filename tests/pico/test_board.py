@@ -42,3 +42,17 @@ def test_soft_i2c_scan_finds_modules(board_factory):
     info = b.command("INFO")
     assert any("addr=0x50" in ln and "online=true" in ln for ln in info), info
     assert any("addr=0x5a" in ln and "online=true" in ln for ln in info), info
+
+
+def test_deterministic_per_seed(board_factory):
+    """Same seed, same firmware, no host traffic: the same cycles, the same
+    bytes on UART0 and the same flash, run after run."""
+    runs = []
+    for _ in range(2):
+        b = board_factory(profile=rbamp_sim.Profile.constant([1500.0, -800.0]), seed=21, i2c_fault_rate=0.05)
+        b.run_for(2.5, slice_s=0.25)
+        out = b.console_cmd("TOTALS")
+        st = b.stats()
+        runs.append((st["cycles"], st["i2cTx"], out, b.flash(), b.uart_log))
+        b.close()
+    assert runs[0] == runs[1]
