@@ -52,7 +52,8 @@ def test_resets_lose_nothing(board_factory):
 
 @pytest.mark.xdist_group("pico_b")
 def test_wedged_bus(board_factory):
-    """Every transaction fails for 12 s (a bus stuck at the electrical level):
+    """A target holds SDA low for 12 s (every transfer times out, the
+    controller stays busy until the line is released):
     the node keeps serving, counts the outage as gap (never as energy it did
     not see), and meters again once the bus is free; totals never drop."""
     prof = rbamp_sim.Profile.constant([2000.0, -1000.0])

@@ -95,7 +95,7 @@ class I2CTarget:
 
     def __init__(self, bus):
         self.bus = bus
-        self.ptr_saved = {}
+        self.wedge_hold = True
 
     def _mod(self, addr, read):
         try:
@@ -137,6 +137,14 @@ class I2CTarget:
                 if len(w) > 1:
                     m.write(w[0], w[1], t)
             bus._wire(len(w) + 1)
+
+    def wedged_until(self):
+        """End (master ms) of a Faults.wedge_at window covering now, else None."""
+        w = self.bus.faults.wedge_at
+        t = self.bus.clock.now_ms()
+        if self.wedge_hold and w is not None and w[0] <= t < w[1]:
+            return w[1]
+        return None
 
     def connect(self, addr, read):
         if addr == 0:
@@ -360,6 +368,10 @@ class PicoBoard:
             if ev == "i2c":
                 self.i2c.end_phase(m)
                 self._attach_due()
+                wu = self.i2c.wedged_until()
+                if wu is not None:
+                    self._send({"hold": (wu - self.start_ms) * MS, "dn": self._drdy_next(t)})
+                    continue
                 ack, snap = self.i2c.connect(m["a"], bool(m["rd"]))
                 r = {"ack": 1 if ack else 0, "dn": self._drdy_next(t)}
                 if snap is not None:

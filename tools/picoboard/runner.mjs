@@ -225,6 +225,15 @@ function attachI2c() {
     stats.i2cTx++;
     const r = ask(flushPhase({ ev: 'i2c', a: addr, rd: rdm ? 1 : 0, t: now() }));
     if (r.dn !== undefined) scheduleDrdy(r.dn);
+    if (r.hold !== undefined) {
+      // a wedged bus (a target holding SDA low): the address phase never
+      // ends, the controller stays busy and the SDK times out, until the
+      // line is released (then this transfer ends as a NACK) or the chip resets
+      const held = i2c;
+      const al = clock.createAlarm(() => { if (held === mcu.i2c[cfg.i2c_id || 0]) held.completeConnect(false); });
+      al.schedule(Math.max(1000, r.hold - now()));
+      return;
+    }
     if (!r.ack) { i2c.completeConnect(false); return; }
     ph = { a: addr, rd: rdm, w: [], n: 0, snap: rdm ? unhex(r.d) : null };
     i2c.completeConnect(true);
