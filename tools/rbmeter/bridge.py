@@ -134,6 +134,7 @@ class Worker(threading.Thread):
         self.box = None
         self.guard = None
         self.uids = {}              # module addr -> uid hex
+        self.known = set()          # (module addr, ch) announced from INFO
         self.handed = {}            # mid -> Entry
         self.busy = set()           # topics with an unacknowledged message
         self.online = None          # last published availability (True/False)
@@ -194,6 +195,9 @@ class Worker(threading.Thread):
             self._detach()
         self.info = inf
         self.uids = {m.get("addr"): (m.get("uid") or "") for m in inf.get("modules", [])}
+        # channels INFO knows of: a module listed but not yet identified has none
+        self.known = {(m.get("addr"), ch) for m in inf.get("modules", [])
+                      for ch in range(int(m.get("channels") or 0))}
         if self.node_id is None:
             self._attach(nid)
         self._uptime(inf["node"].get("uptime_s"))
@@ -297,8 +301,8 @@ class Worker(threading.Thread):
             self._read_info()
         chans = self.src.channels()
         self.polls += 1
-        if any(c.get("module") not in self.uids for c in chans):
-            self._read_info()          # a module found by a rescan
+        if any((c.get("module"), c.get("ch")) not in self.known for c in chans):
+            self._read_info()          # a module identified since (late boot, rescan)
         reboot = []
 
         def fallback(drop):
