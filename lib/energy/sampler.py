@@ -165,6 +165,11 @@ class Sampler:
         self.retry = retry_ms
         self.fault_retry = fault_retry_ms
         self.mods = []
+        # bus health for node.app.BusGuard: reads that went through, failed
+        # with a bus timeout (SDA held: a wedged bus) or with anything else
+        self.bus_ok = 0
+        self.bus_to = 0
+        self.bus_other = 0
 
     # ------------------------------------------------------------ setup
     def add_module(self, dev, drdy=False, mode="auto", meter=None, channels=None, window_ms=WINDOW_MS):
@@ -258,11 +263,17 @@ class Sampler:
                 m.last_events = f
                 if f & EV_RESET:
                     reboot = True
-        except OSError:
+        except OSError as e:
             m.io_errors = (m.io_errors + 1) & _CMASK
+            en = e.args[0] if e.args else 0
+            if en == 110 or en == 116:     # ETIMEDOUT (newlib 116): SDA held
+                self.bus_to = (self.bus_to + 1) & _CMASK
+            else:
+                self.bus_other = (self.bus_other + 1) & _CMASK
             self._fault(m, now)
             m.t_due = self._add(now, self.fault_retry)
             return
+        self.bus_ok = (self.bus_ok + 1) & _CMASK
         if n < 0:
             m.invalid = (m.invalid + 1) & _CMASK
             self._fault(m, now)

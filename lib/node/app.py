@@ -24,6 +24,9 @@ TIMING = {
     "console_quiet_ms": 1000,  # asyncio: an idle console waits this long for input (woken by it)
     "wdt_ms": 8000,        # hardware watchdog (RP2040 max 8388)
     "settle_ms": 300,      # modules ACK ~10 ms after power-up; retry budget 300 ms
+    "wedge_ms": 3000,      # every transfer timing out this long: bus clear (then again as often)
+    "wedge_reset_ms": 45000,   # still wedged this long: watchdog starved, the chip resets ...
+    "wedge_rearm_s": 600,  # ... but after such a reset not again before this much uptime
 }
 CONFIG_FILE = "config.json"
 # fast-state fields of energy.Meter.state() for small retained RAM (RP2's
@@ -127,6 +130,72 @@ class StoreTask:
         return nd.ticks.ticks_add(now, nd.tm["store_ms"])
 
 
+class BusGuard:
+    """Recovers a wedged I2C bus (a target holding SDA low: every transfer
+    times out, none NACKs). Seen from the sampler's and the probes' bus
+    counters once a second: after wedge_ms of nothing but timeouts, the
+    board's bus clear (9 SCL clocks, STOP, I2C rebuilt), repeated every
+    wedge_ms; after wedge_reset_ms the Watchdog stops feeding so the chip
+    resets (totals: fast state + journal). A board that came up from a
+    watchdog reset forces the next one only after wedge_rearm_s of uptime:
+    at most one forced reset per 10 minutes, never a reset loop."""
+
+    def __init__(self, node, clear, wdt_boot=False):
+        self.node = node
+        self.clear = clear             # () -> (i2c, clocks, released), or None
+        self.wdt_boot = wdt_boot
+        self.since = None              # ticks of the first timeout with nothing since
+        self.next_clear = None
+        self.last = (0, 0)
+        self.recoveries = 0            # bus clears done
+        self.released = 0              # ... after which SDA read high
+        self.starving = False          # the watchdog is not fed: reset coming
+
+    def poll(self, now):
+        nd = self.node
+        tk = nd.ticks
+        s = nd.sampler
+        ok = s.bus_ok + s.bus_other + nd.bus_ok
+        to = s.bus_to + nd.bus_to
+        if ok != self.last[0]:
+            self.since = None          # something went through (or NACKed): the bus is free
+            self.starving = False
+        elif to != self.last[1] and self.since is None:
+            self.since = now
+            self.next_clear = tk.ticks_add(now, nd.tm["wedge_ms"])
+        self.last = (ok, to)
+        if self.since is not None:
+            if tk.ticks_diff(now, self.next_clear) >= 0:
+                self.next_clear = tk.ticks_add(now, nd.tm["wedge_ms"])
+                self.recover()
+            if tk.ticks_diff(now, self.since) >= nd.tm["wedge_reset_ms"] and not self.starving \
+                    and nd.wdt is not None and (not self.wdt_boot or nd.uptime_s() >= nd.tm["wedge_rearm_s"]):
+                self.starving = True
+                nd._problem("i2c bus wedged: watchdog reset")
+                try:
+                    nd.save()          # totals to flash before the reset
+                except Exception:
+                    pass
+        return tk.ticks_add(now, 1000)
+
+    def recover(self):
+        nd = self.node
+        if self.clear is None:
+            return
+        self.recoveries += 1
+        try:
+            bus, _n, free = self.clear()
+        except Exception as e:
+            nd._problem("i2c bus clear: %s: %s" % (type(e).__name__, e))
+            return
+        if free:
+            self.released += 1
+        nd.i2c = bus
+        for m in nd.modules:
+            if m.dev is not None:
+                m.dev.i2c = bus
+
+
 class Watchdog:
     """Feeds the hardware WDT only while the sampler keeps running, so a hung
     sampler (not just a hung loop) resets the board."""
@@ -140,7 +209,9 @@ class Watchdog:
     def poll(self, now):
         nd = self.node
         s = nd.sched.slot("sampler")
-        if s is not None and s.due is not None and nd.ticks.ticks_diff(now, s.due) < self.period * 2:
+        g = nd.bus_guard
+        if s is not None and s.due is not None and nd.ticks.ticks_diff(now, s.due) < self.period * 2 \
+                and (g is None or not g.starving):
             self.wdt.feed()
             self.feeds += 1
         return nd.ticks.ticks_add(now, self.period)
@@ -149,7 +220,7 @@ class Watchdog:
 class Node:
     def __init__(self, ticks, i2c, root="/", cfg=None, delay_ms=None, port=None, wdt=None,
                  fast=None, node_id="", reboot=None, sim=False, timing=None, auto=False, drdy=False,
-                 powered_ms=0):
+                 powered_ms=0, bus_clear=None, wdt_boot=False):
         """cfg: validated store.config dict (None = defaults); auto: also
         scan the bus for modules not listed in cfg (no config file yet)."""
         self.ticks = ticks
@@ -188,6 +259,12 @@ class Node:
         self.sched.add("supervisor", Supervisor(self))
         self.sched.add("sampler", SamplerTask(self.sampler, ticks))
         self.sched.add("store", StoreTask(self))
+        self.bus_ok = 0                  # probe transfers that went through or NACKed ...
+        self.bus_to = 0                  # ... or timed out (BusGuard)
+        self.bus_guard = None
+        if bus_clear is not None:
+            self.bus_guard = BusGuard(self, bus_clear, wdt_boot)
+            self.sched.add("bus", self.bus_guard)
         self._rr = 0                     # round-robin position of probe()
         self._scan_due = None
         self._b1 = bytearray(1)
@@ -359,8 +436,13 @@ class Node:
         self.probes += 1
         try:
             self.i2c.readfrom_mem_into(addr, rbamp.regs.PRODUCT_ID, self._b1)
+            self.bus_ok += 1
             return True
-        except OSError:
+        except OSError as e:
+            if e.args and (e.args[0] == 110 or e.args[0] == 116):
+                self.bus_to += 1
+            else:
+                self.bus_ok += 1
             return False
 
     def _rebuild_store(self):
@@ -526,6 +608,11 @@ class Node:
         for k in tot:
             d[k] = tot[k]
         d["i2c_retries"] = sum(m.dev.retry_count_total for m in self.modules if m.dev is not None)
+        g = self.bus_guard
+        if g is not None:
+            d["bus_recoveries"] = g.recoveries
+            d["bus_released"] = g.released
+            d["bus_wedged"] = g.since is not None
         if hasattr(gc, "mem_alloc"):
             gc.collect()                 # heap figures mean little without a collection first
         d.update({
@@ -836,8 +923,13 @@ def start(ticks, root="/", sim=False, timing=None, delay_ms=None, drdy=False):
     # on a board ticks_ms() counts from reset: modules powered up with it
     # have long settled by now (boot.py, imports)
     up = 0 if sim else min(ticks.ticks_ms(), 60000)
+    wdt_boot = _try(probs, "reset cause", board.wdt_was_reset) is True
+
+    def clear():
+        return board.bus_clear(cfg)
     n = Node(ticks, i2c, root=root, cfg=cfg, delay_ms=delay_ms, port=port, fast=fast,
-             node_id=nid, reboot=board.reboot, sim=sim, timing=tm, auto=auto, drdy=drdy, powered_ms=up)
+             node_id=nid, reboot=board.reboot, sim=sim, timing=tm, auto=auto, drdy=drdy, powered_ms=up,
+             bus_clear=None if isinstance(i2c, NoBus) else clear, wdt_boot=wdt_boot)
     for p in probs:
         n._problem(p)                      # incl. "/config.json: missing ...; using defaults"
     pf = cfg["powerfail"]

@@ -12,6 +12,56 @@ def i2c(cfg):
     return machine.I2C(c["id"], scl=machine.Pin(c["scl"]), sda=machine.Pin(c["sda"]), freq=c["freq"])
 
 
+# the ports' default I2C pins (config i2c.scl/sda null): (scl, sda) per id
+_I2C_PINS = {"rp2": ((5, 4), (7, 6)), "esp32": ((18, 19), (25, 26))}
+
+
+def i2c_pins(cfg):
+    """(scl, sda) GPIO numbers of the configured bus, or None if unknown."""
+    c = cfg["i2c"]
+    if c["scl"] is not None and c["sda"] is not None:
+        return c["scl"], c["sda"]
+    import sys
+    d = _I2C_PINS.get(sys.platform)
+    if d is None:
+        f = getattr(machine, "i2c_pins", None)      # unix stand-in
+        return f(c["id"]) if f is not None else None
+    return d[c["id"]] if 0 <= c["id"] < len(d) else None
+
+
+def bus_clear(cfg):
+    """The standard bus clear (I2C spec UM10204 3.1.16) for a target that
+    holds SDA low: take SCL and SDA from the I2C controller as open-drain
+    GPIOs, clock SCL up to 9 times until SDA reads high, generate a STOP,
+    then build the I2C controller again (which takes the pins back).
+    Returns (new i2c, clocks sent, SDA released). Raises where the port
+    refuses (no pins known, no open-drain mode): the caller reports it."""
+    import time
+    pins = i2c_pins(cfg)
+    if pins is None:
+        raise ValueError("i2c pins unknown on this port")
+    P = machine.Pin
+    scl = P(pins[0], P.OPEN_DRAIN, value=1)
+    sda = P(pins[1], P.OPEN_DRAIN, value=1)
+    n = 0
+    while sda.value() == 0 and n < 9:
+        scl.value(0)
+        time.sleep_us(10)            # 50 kHz half-periods
+        scl.value(1)
+        time.sleep_us(10)
+        n += 1
+    free = sda.value() == 1
+    scl.value(0)                     # STOP: SDA rises while SCL is high
+    time.sleep_us(10)
+    sda.value(0)
+    time.sleep_us(10)
+    scl.value(1)
+    time.sleep_us(10)
+    sda.value(1)
+    time.sleep_us(10)
+    return i2c(cfg), n, free
+
+
 def drdy_pin(cfg):
     n = cfg.get("drdy_pin")
     if n is None:
@@ -89,6 +139,11 @@ def wdt_release():
 
 def reset_cause():
     return machine.reset_cause()
+
+
+def wdt_was_reset():
+    """True if the watchdog reset the chip (rp2, ESP32, unix stand-in)."""
+    return machine.reset_cause() == machine.WDT_RESET
 
 
 def node_id():

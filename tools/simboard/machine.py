@@ -40,6 +40,22 @@ def attach(bus=None, tty=None, drdy_pin=None, drdy=None, reset_cause=PWRON_RESET
     _hw["irqs"] = []
     _hw["wdt_feeds"] = 0
     _hw["rtc_mem"] = b""
+    _hw["wedge"] = 0              # > 0: a target holds SDA low until this many SCL clocks
+    _hw["i2c_pins"] = None        # (scl, sda) of the last I2C built
+    _hw["i2c_builds"] = 0
+    _hw["scl_clocks"] = 0         # SCL rising edges driven as a GPIO
+
+
+def i2c_pins(id):
+    """The default (scl, sda) of I2C(id), as on rp2 (node.board.i2c_pins)."""
+    return ((5, 4), (7, 6))[id]
+
+
+def wedge(clocks=9):
+    """A target starts holding SDA low (a reset mid-byte): every transfer
+    times out (ETIMEDOUT, as the rp2/ESP32 drivers report a held bus) and
+    SDA reads low until SCL is clocked `clocks` times through Pin."""
+    _hw["wedge"] = clocks
 
 
 def hw():
@@ -88,9 +104,16 @@ class Pin:
         self._handler = None
 
     def value(self, v=None):
+        pins = _hw.get("i2c_pins")
         if v is not None:
+            if pins is not None and self.id == pins[0] and v and not self._v:
+                _hw["scl_clocks"] = _hw.get("scl_clocks", 0) + 1
+                if _hw.get("wedge", 0) > 0:
+                    _hw["wedge"] -= 1          # the target shifts one bit out
             self._v = v
             return None
+        if pins is not None and self.id == pins[1] and _hw.get("wedge", 0) > 0:
+            return 0
         if self.id == _hw.get("drdy_pin") and _hw.get("drdy") is not None:
             return _hw["drdy"]()
         pins = _hw.get("pins", {})
@@ -152,6 +175,8 @@ class I2C:
         self.bus = _hw.get("bus")
         if self.bus is None:
             raise OSError(19)
+        _hw["i2c_pins"] = (_pin_no(scl), _pin_no(sda)) if scl is not None else i2c_pins(id)
+        _hw["i2c_builds"] = _hw.get("i2c_builds", 0) + 1
         self.freq = freq
         if hasattr(self.bus, "freq"):
             try:
@@ -159,27 +184,39 @@ class I2C:
             except Exception:
                 pass
 
+    def _held(self):
+        if _hw.get("wedge", 0) > 0:
+            raise OSError(110)         # ETIMEDOUT: the controller never gets the bus
+
     def scan(self):
+        if _hw.get("wedge", 0) > 0:
+            return []
         return self.bus.scan()
 
     def readfrom_mem_into(self, addr, reg, buf, addrsize=8):
+        self._held()
         return self.bus.readfrom_mem_into(addr, reg, buf)
 
     def readfrom_mem(self, addr, reg, n, addrsize=8):
+        self._held()
         return self.bus.readfrom_mem(addr, reg, n)
 
     def writeto_mem(self, addr, reg, buf, addrsize=8):
+        self._held()
         return self.bus.writeto_mem(addr, reg, buf)
 
     def readfrom_into(self, addr, buf, stop=True):
+        self._held()
         return self.bus.readfrom_into(addr, buf)
 
     def readfrom(self, addr, n, stop=True):
+        self._held()
         buf = bytearray(n)
         self.bus.readfrom_into(addr, buf)
         return bytes(buf)
 
     def writeto(self, addr, buf, stop=True):
+        self._held()
         return self.bus.writeto(addr, buf)
 
 
