@@ -612,7 +612,7 @@ class Node:
         if g is not None:
             d["bus_recoveries"] = g.recoveries
             d["bus_released"] = g.released
-            d["bus_wedged"] = g.since is not None
+            d["bus_wedged"] = 1 if g.since is not None else 0
         if hasattr(gc, "mem_alloc"):
             gc.collect()                 # heap figures mean little without a collection first
         d.update({

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+import picoboard
 import rbamp_sim
 from rbmeter.sim import check_bounds, REL_TOL_PPM, ABS_TOL_MWH, BOOT_LATENCY_MS
 
@@ -76,3 +77,33 @@ def test_wedged_bus(board_factory):
     res = b.result(after)
     assert check_bounds(res, prof) == [], res
     assert during is not None
+
+
+@pytest.mark.xdist_group("pico_b")
+def test_wedged_bus_cleared_by_the_node(board_factory):
+    """A target holds SDA low for good from 6 s on (every transfer times out,
+    the controller stays busy); only 9 SCL clocks (or a chip reset) free it.
+    The node clears the bus itself (node.board.bus_clear: SCL clocked as an
+    open-drain GPIO, STOP, I2C rebuilt) a few seconds in, or the starved
+    watchdog resets the chip; either way it meters again, the outage is gap
+    and the totals never drop below what they were before."""
+    prof = rbamp_sim.Profile.constant([2000.0, -1000.0])
+    faults = rbamp_sim.Faults(seed=4, wedge_at=(6000, 10 ** 9), wedge_clocks=9)
+    cfg = picoboard.board_config()
+    cfg["modules"] = [{"addr": 0x50}]       # no bus scans (their clocks would free it too)
+    b = board_factory(profile=prof, modules="0x50:UI2", seed=4, faults=faults, config=cfg)
+    b.run_for(5.5, slice_s=0.5)
+    before = _pairs(b.totals())
+    b.run_for(9.5, slice_s=0.5)
+    after = b.totals()
+    st = b.status()
+    assert b.unwedged and b.unwedged[0][1] in ("clocks", "reset"), (b.unwedged, st)
+    if b.unwedged[0][1] == "clocks":
+        assert int(st["bus_recoveries"]) >= 1 and st["bus_wedged"] == "0", st
+    for c in after:
+        k = (c["module"], c["ch"])
+        assert c["import_mwh"] >= before[k][0] and c["export_mwh"] >= before[k][1]
+        assert c["p_mw"] is not None, "metering again after the bus clear"
+        assert c["gap_ms"] >= 1000, c            # the wedge is gap, not energy
+    res = b.result(after)
+    assert check_bounds(res, prof) == [], res

@@ -138,6 +138,12 @@ class I2CTarget:
                     m.write(w[0], w[1], t)
             bus._wire(len(w) + 1)
 
+    def release(self):
+        """The wedged target lets SDA go: the Faults.wedge_at window ends now."""
+        f = self.bus.faults
+        if f.wedge_at is not None:
+            f.wedge_at = (f.wedge_at[0], min(f.wedge_at[1], self.bus.clock.now_ms()))
+
     def wedged_until(self):
         """End (master ms) of a Faults.wedge_at window covering now, else None."""
         w = self.bus.faults.wedge_at
@@ -219,6 +225,7 @@ class PicoBoard:
         self.tx1 = bytearray()
         self.uart_log = []               # (t_ns, uart, baud, bits, parity, stop) as programmed
         self.resets = []                 # (t_ns, kind) incl. resets the firmware asked for
+        self.unwedged = []               # (t_ns, why) wedges the target let go (clocks, reset)
         self.cuts = []                   # (t_ns, kind, detail)
         self.flash_ops = []              # (t_ns, op, off, n)
         self.flash_log_max = 10000
@@ -370,7 +377,8 @@ class PicoBoard:
                 self._attach_due()
                 wu = self.i2c.wedged_until()
                 if wu is not None:
-                    self._send({"hold": (wu - self.start_ms) * MS, "dn": self._drdy_next(t)})
+                    self._send({"hold": (wu - self.start_ms) * MS, "dn": self._drdy_next(t),
+                                "clk": self.bus.faults.wedge_clocks or 0})
                     continue
                 ack, snap = self.i2c.connect(m["a"], bool(m["rd"]))
                 r = {"ack": 1 if ack else 0, "dn": self._drdy_next(t)}
@@ -379,6 +387,10 @@ class PicoBoard:
                 self._send(r)
             elif ev == "i2cstop":
                 self.i2c.end_phase(m)
+            elif ev == "unwedge":
+                self.i2c.release()                 # SCL clocked: the target let SDA go
+                self.unwedged.append((t, m["why"]))
+                self.log("i2c wedge released (%s) at %.3f s" % (m["why"], t / 1e9))
             elif ev == "probe":
                 self._attach_due()
                 self._send({"ack": 1 if self.i2c.probe(m["a"]) else 0})
@@ -408,6 +420,9 @@ class PicoBoard:
                     self.flash_ops.append((t, m["op"], m["off"], m["n"]))
             elif ev == "reset":
                 self.resets.append((t, m["kind"]))
+                if self.bus.faults.wedge_clocks is not None and self.i2c.wedged_until() is not None:
+                    self.i2c.release()             # the target's reset is tied to the chip's
+                    self.unwedged.append((t, "reset"))
                 self.log("reset (%s) at %.3f s" % (m["kind"], t / 1e9))
             elif ev in ("ok", "paused"):
                 return m

@@ -211,7 +211,23 @@ function feedRx(idx) {
 }
 
 // ---- I2C0 byte hooks: the rbAmp simulator lives in the master -------------
+// A wedge in progress: {i2c, al: its end alarm, clk: SCL clocks that free it
+// (0: only its end time or a chip reset), n: clocks seen with the master's
+// SDA released}. The soft I2C model reads SDA low while it lasts.
+let wedge = null;
+let softWedge = () => {};
+function unwedge(why) {
+  const w = wedge;
+  if (!w) return;
+  wedge = null;
+  w.al.cancel();
+  softWedge(false);
+  if (why) send({ ev: 'unwedge', why, t: now() });
+  if (w.i2c === mcu.i2c[cfg.i2c_id || 0]) w.i2c.completeConnect(false);
+}
 function attachI2c() {
+  wedge = null;
+  softWedge = () => {};
   const i2c = mcu.i2c[cfg.i2c_id || 0];
   let ph = null;            // current phase: {a, rd, w: [], n, snap}
   const flushPhase = (msg) => {
@@ -229,8 +245,9 @@ function attachI2c() {
       // a wedged bus (a target holding SDA low): the address phase never
       // ends, the controller stays busy and the SDK times out, until the
       // line is released (then this transfer ends as a NACK) or the chip resets
-      const held = i2c;
-      const al = clock.createAlarm(() => { if (held === mcu.i2c[cfg.i2c_id || 0]) held.completeConnect(false); });
+      const al = clock.createAlarm(() => unwedge(null));
+      wedge = { i2c, al, clk: r.clk || 0, n: 0 };
+      softWedge(true);
       al.schedule(Math.max(1000, r.hold - now()));
       return;
     }
@@ -260,8 +277,10 @@ function attachSoftI2c() {
   let mSda = false, mScl = false, tSda = false;   // who pulls low
   let lSda = true, lScl = true;
   let st = 'idle', bits = 0, byte = 0, ackPhase = false, rdMode = false;
+  let wSda = false;                              // a wedged target holds SDA
+  softWedge = (on) => { wSda = on; update(); };
   const update = () => {
-    const nSda = !(mSda || tSda), nScl = !mScl;
+    const nSda = !(mSda || tSda || wSda), nScl = !mScl;
     const oSda = lSda, oScl = lScl;
     lSda = nSda; lScl = nScl;
     if (sda.rawInputValue !== nSda) sda.setInputValue(nSda);
@@ -269,6 +288,14 @@ function attachSoftI2c() {
     if (oScl && nScl && oSda !== nSda) {       // SDA moved while SCL high
       if (!nSda) { st = 'addr'; bits = 0; byte = 0; ackPhase = false; tSda = false; }   // START
       else { st = 'idle'; tSda = false; }                                                // STOP
+      return;
+    }
+    // a bus clear: SCL clocked wedge.clk times in a row with SDA left to
+    // the target. Conservative: the soft-I2C STOP write the rp2 port sends
+    // after a failed register read (extmod read_mem) drives SDA for its
+    // address bits and does not count, though it may free a real target.
+    if (wedge && wedge.clk && oScl && !nScl && (wedge.n = mSda ? 0 : wedge.n + 1) >= wedge.clk) {
+      unwedge('clocks');                       // the target shifted its byte out: SDA free
       return;
     }
     if (!oScl && nScl) {                       // SCL rising: sample

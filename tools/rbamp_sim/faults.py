@@ -63,7 +63,9 @@ class Faults:
       read NACK rate; emi=[(t0_ms, t1_ms), ...] windows with emi_rate NACKs;
       ghost_rate: chance that the read right after a NACK returns the ESP-IDF
       ghost pattern 3C 2F FB 3F without an error; wedge_at=(t0, t1): every
-      transaction times out in [t0, t1) (bus stuck).
+      transaction times out in [t0, t1) (bus stuck); wedge_clocks=N: the
+      stuck target lets SDA go after N SCL clocks (a bus clear) or a chip
+      reset (emulated Pico only; None: only t1 ends it).
     Module level (per RT window, stateless hash of seed/address/window):
       nan_rate, inf_rate (P registers of one channel), stale_rate (commit
       skipped: no SEQ/DRDY/accumulation), stale_at=[(t0, t1)] (no commits in
@@ -73,7 +75,7 @@ class Faults:
       and 0xCA, ~0.73 on real modules)."""
 
     def __init__(self, seed=1, nack_rate=0.0, eio_rate=0.0, timeout_rate=0.0,
-                 host=None, emi=(), emi_rate=0.67, ghost_rate=0.0, wedge_at=None,
+                 host=None, emi=(), emi_rate=0.67, ghost_rate=0.0, wedge_at=None, wedge_clocks=None,
                  nan_rate=0.0, inf_rate=0.0, stale_rate=0.0, stale_at=(),
                  reboot_at=(), reboot_rate_per_h=0.0, jitter_ms=0, window_ppm=0,
                  chip_skew=0.73):
@@ -86,6 +88,7 @@ class Faults:
         self.emi_rate = emi_rate
         self.ghost_rate = ghost_rate
         self.wedge_at = wedge_at
+        self.wedge_clocks = wedge_clocks
         self.nan_rate = nan_rate
         self.inf_rate = inf_rate
         self.stale_rate = stale_rate
