@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from proto import auth as pauth
+import blesign
 from ble import totals as btotals
 from rbmeter.ble import BleSerial, BumbleCentral, TOT_CHR
 from rbmeter.ble_link import BleNode, Radio
@@ -83,16 +83,7 @@ def rig():
 
 def login(cl):
     """AUTH over this client; returns a signer for mutating command lines."""
-    r = cl.command("AUTH")
-    nonce = r.of("nonce")[0]["nonce"]
-    cl.command("AUTH " + pauth.response(SECRET.encode(), NODE_ID, nonce))
-    ks = pauth.session_key(SECRET.encode(), NODE_ID, bytes.fromhex(nonce))
-    n = [0]
-
-    def sign(line):
-        n[0] += 1
-        return pauth.sign(ks, n[0], line)
-    return sign
+    return blesign.login(cl, SECRET, NODE_ID)
 
 
 # The same benign form of every protocol command (HELP lists them); mutating

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from proto import auth as pauth
+import blesign
 from rbmeter.ble_link import BleNode, Radio
 from rbmeter.client import Client
 
@@ -61,16 +61,8 @@ def decode(parser, addr, payload):
 
 
 def login(cl):
-    r = cl.command("AUTH")
-    nonce = r.of("nonce")[0]["nonce"]
-    cl.command("AUTH " + pauth.response(SECRET.encode(), NODE_ID, nonce))
-    ks = pauth.session_key(SECRET.encode(), NODE_ID, bytes.fromhex(nonce))
-    n = [0]
-
-    def sign(line):
-        n[0] += 1
-        return pauth.sign(ks, n[0], line)
-    return sign
+    """AUTH over this client; returns a signer for mutating command lines."""
+    return blesign.login(cl, SECRET, NODE_ID)
 
 
 def test_bthome_plain_then_encrypted_and_address_stable_across_reboot():

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+import iecread
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
 PATH = [os.path.join(ROOT, p) for p in ("lib", "tools", os.path.join("tools", "simboard"))]
@@ -288,7 +290,6 @@ class RateBridge:
 
 
 def test_iec_port_mode_c_with_pypi_client(tmp_path, tty):
-    from iec62056_21.client import Iec6205621Client
     br = RateBridge()
     cfg = {"modules": [{"addr": 0x50}], "iec": {"uart": {"id": 1, "tx": 8, "rx": 9}, "baud": 9600}}
     code = _START % {"tty": tty, "ttys": {1: br.node_path}, "root": str(tmp_path / "fs"), "cfg": cfg,
@@ -313,16 +314,12 @@ print('READOUTS', n.iec.readouts)
     try:
         line = p.stdout.readline()
         assert line.startswith("READY True"), (line, p.stderr.read() if p.poll() is not None else "")
-        client = Iec6205621Client.with_serial_transport(port=br.client_path)
-        client.connect()
-        data = client.standard_readout()
-        client.disconnect()
+        vals = iecread.readout(br.client_path)
         out, err = p.communicate(timeout=30)
     finally:
         if p.poll() is None:
             p.kill()
         br.close()
-    vals = {d.address: (d.value, d.unit) for d in data.data}
     assert vals["1-1:1.8.0"][1] == "kWh" and float(vals["1-1:1.8.0"][0]) > 0
     assert vals["1-2:2.8.0"][1] == "kWh" and float(vals["1-2:2.8.0"][0]) > 0
     # the node's IEC UART: opened at 300 7E1, 9600 after the ACK, 300 after the readout

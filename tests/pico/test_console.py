@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import iecread
 import rbamp_sim
 from picoboard import board_config, default_files
 from rbmeter.client import Client, parse_text_record
@@ -71,18 +72,10 @@ def test_every_command_over_uart0(live_board):
 
 @pytest.mark.xdist_group("pico_b")
 def test_iec_readout_pypi_client(live_board):
-    from iec62056_21.client import Iec6205621Client
     b = live_board
     with Client(b.console, timeout=10.0, json_mode=False) as c:   # text mode, as the reader expects
         chans = c.channels()
-    cl = Iec6205621Client.with_serial_transport(port=b.console)
-    cl.transport.timeout = 10
-    cl.connect()
-    try:
-        ans = cl.standard_readout()
-    finally:
-        cl.disconnect()
-    vals = {d.address: d.value for d in ans.data}
+    vals = {k: v for k, (v, unit) in iecread.readout(b.console, 10).items()}
     assert "1-1:1.8.0" in vals and "1-2:2.8.0" in vals, vals
     # the totals are the node's, moving only forward since READ
     imp = float(vals["1-1:1.8.0"]) * 1e6
@@ -135,21 +128,13 @@ def test_iec_optical_port_rates_honoured(board_factory):
     stays at 300 Bd gets no data block, and the PyPI client (which switches)
     reads 1.8.0/2.8.0."""
     import serial
-    from iec62056_21.client import Iec6205621Client
     cfg = board_config()
     cfg["iec"] = {"uart": {"id": 1, "tx": 8, "rx": 9}, "baud": 9600}
     b = board_factory(pty1=True, honour_baud=True, files=default_files(cfg), seed=6,
                       profile=rbamp_sim.Profile.constant([1500.0, -800.0]))
     b.run_for(2.5, slice_s=0.5)
     b.start_free_run(speed=1.0)
-    cl = Iec6205621Client.with_serial_transport(port=b.console1)
-    cl.transport.timeout = 10
-    cl.connect()
-    try:
-        ans = cl.standard_readout()
-    finally:
-        cl.disconnect()
-    vals = {d.address: d.value for d in ans.data}
+    vals = {k: v for k, (v, unit) in iecread.readout(b.console1, 10).items()}
     assert float(vals["1-1:1.8.0"]) > 0 and float(vals["1-2:2.8.0"]) > 0, vals
     # back at 300 Bd after the readout
     for _ in range(100):
